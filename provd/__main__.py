@@ -1,0 +1,3 @@
+from provd.cli.main import entry
+
+entry()

@@ -1,0 +1,1 @@
+"""Command-line entry points: ``provd run|sim|demo|phones|status|render``."""

@@ -1,0 +1,47 @@
+"""What the phone side needs to know about one phone: the contract between store and renderers.
+
+The store builds a :class:`PhoneData` from what it persisted (the ``ProvisioningPhone``
+request, the decrypted password, the configuration items Devices sent). Renderers and the
+HTTP server see only this, never the database, so they can be tested with plain values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import field, frozen
+
+
+def _freeze_config(items: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Mapping[str, Any]]:
+    return {str(k): dict(v) for k, v in items.items()}
+
+
+@frozen(kw_only=True)
+class PhoneData:
+    """One provisioned phone as provd stored it.
+
+    Attributes:
+        mac: 12 lowercase hex digits, no separators.
+        hwid: Hardware ID of the device object the Users service created on the PBX user;
+            it is the SIP authentication user.
+        usename: the PBX user name (``usename`` is the wire spelling).
+        cn: the user's display name.
+        password: the user's SIP password, decrypted.
+        domain: the PBX domain.
+        dns: the PBX DNS name or address: the SIP registrar.
+        config: configuration items from Devices keyed by their ``type``
+            (``PHONE``, ``MEDIA``, ``NTP``, ``TLS_PROFILE``, ...), each the item's JSON object
+            as received, except that ``MEDIA.turnPassword`` is already decrypted.
+        revision: increases whenever anything above changes; render caches key on it.
+    """
+
+    mac: str
+    hwid: str
+    usename: str
+    cn: str
+    password: str
+    domain: str
+    dns: str
+    config: Mapping[str, Mapping[str, Any]] = field(factory=dict, converter=_freeze_config)
+    revision: int = 0

@@ -1,0 +1,119 @@
+"""Digests, session keys and RC4 as innovaphone defines them (spec sections 2, 3 and 6).
+
+Everything is a pure function over strings. RC4 comes from pycryptodome: the keys here are
+50 to 90 bytes long, which ``cryptography``'s ARC4 refuses (it accepts at most 32).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+from Crypto.Cipher import ARC4
+
+from . import jsonwire
+from .errors import ProtocolError
+
+#: Cap on an encrypted value, in hex characters (a password, not a payload).
+MAX_CIPHERTEXT_HEX = 4096
+
+
+def sha256_hex(text: str) -> str:
+    """Lowercase hex SHA-256 of the UTF-8 bytes of ``text``."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def digests_equal(a: str, b: str) -> bool:
+    """Compare two digests in constant time (case-insensitive hex)."""
+    return hmac.compare_digest(
+        a.lower().encode("ascii", "replace"), b.lower().encode("ascii", "replace")
+    )
+
+
+def new_challenge(length: int = 16) -> str:
+    """A fresh login challenge from the OS CSPRNG; innovaphone uses digits."""
+    return "".join(secrets.choice("0123456789") for _ in range(length))
+
+
+def login_digest(
+    *,
+    app: str,
+    domain: str,
+    sip: str,
+    guid: str,
+    dn: str,
+    info: dict[str, Any] | None,
+    challenge: str,
+    password: str,
+) -> str:
+    """The AppLogin digest.
+
+    ``sha256(app:domain:sip:guid:dn:info:challenge:password)`` with ``info`` compact JSON in
+    received key order; without an ``info`` member its part is left out entirely.
+    """
+    parts = [app, domain, sip, guid, dn]
+    if info is not None:
+        parts.append(jsonwire.dumps(info))
+    parts += [challenge, password]
+    return sha256_hex(":".join(parts))
+
+
+def session_key(challenge: str, password: str) -> str:
+    """The per-connection session key: ``sha256(innovaphoneAppSessionKey:challenge:password)``."""
+    return sha256_hex(f"innovaphoneAppSessionKey:{challenge}:{password}")
+
+
+def rc4(key: str, data: bytes) -> bytes:
+    """RC4 keyed with the UTF-8 bytes of ``key`` (symmetric: encrypts and decrypts)."""
+    return ARC4.new(key.encode("utf-8")).encrypt(data)
+
+
+def rc4_encrypt_hex(key: str, plaintext: str) -> str:
+    """RC4-encrypt UTF-8 ``plaintext``; return lowercase hex."""
+    return rc4(key, plaintext.encode("utf-8")).hex()
+
+
+def rc4_decrypt_hex(key: str, ciphertext: str) -> str:
+    """Decrypt lowercase/uppercase hex ``ciphertext`` to text.
+
+    Raises:
+        ProtocolError: odd length, non-hex, oversized, or a plaintext that is not UTF-8.
+    """
+    if not isinstance(ciphertext, str):
+        raise ProtocolError("ciphertext is not a string")
+    if len(ciphertext) > MAX_CIPHERTEXT_HEX:
+        raise ProtocolError("ciphertext too long")
+    if len(ciphertext) % 2:
+        raise ProtocolError("ciphertext has odd length")
+    try:
+        raw = bytes.fromhex(ciphertext)
+    except ValueError:
+        raise ProtocolError("ciphertext is not hex") from None
+    if not raw:
+        return ""
+    try:
+        return rc4(key, raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError("decrypted value is not UTF-8 (wrong key?)") from None
+
+
+def app_encrypt(seed: str, key: str, plaintext: str) -> str:
+    """AppWebsocketEncrypt: RC4 keyed ``seed:key`` (``key`` = a session key), hex out."""
+    return rc4_encrypt_hex(f"{seed}:{key}", plaintext)
+
+
+def app_decrypt(seed: str, key: str, ciphertext: str) -> str:
+    """AppWebsocketDecrypt, the inverse of :func:`app_encrypt`."""
+    return rc4_decrypt_hex(f"{seed}:{key}", ciphertext)
+
+
+def app_hash(seed: str, key: str, data: str) -> str:
+    """AppWebsocketHash: ``sha256(seed:key:data)``."""
+    return sha256_hex(f"{seed}:{key}:{data}")
+
+
+def sysclient_digest(*, id: str, product: str, version: str, challenge: str, password: str) -> str:
+    """The Sysclient challenge answer: ``sha256(id:product:version:challenge:password)``."""
+    return sha256_hex(f"{id}:{product}:{version}:{challenge}:{password}")

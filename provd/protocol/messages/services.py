@@ -1,0 +1,90 @@
+"""The Services API on the PBX App-object connection (spec section 3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ._codec import Message, message, record, wire
+
+SERVICES_API = "Services"
+
+
+@record
+class Service:
+    """One app service the PBX knows, as listed in ``ServicesInfo``."""
+
+    name: str
+    url: str = ""
+    title: str = ""
+    info: dict[str, Any] = attrs.field(factory=dict)
+
+    def apis(self) -> dict[str, Any]:
+        """The API map: real PBXes put it under ``info.apis``, the SDK text under ``info``."""
+        nested = self.info.get("apis")
+        if isinstance(nested, dict):
+            return nested
+        return self.info
+
+    def provides(self, api: str) -> bool:
+        return api in self.apis()
+
+
+@message("SubscribeServices", api=SERVICES_API)
+class SubscribeServices(Message):
+    pass
+
+
+@message("SubscribeServicesResult", api=SERVICES_API)
+class SubscribeServicesResult(Message):
+    pass
+
+
+@message("ServicesInfo", api=SERVICES_API)
+class ServicesInfo(Message):
+    services: tuple[Service, ...] = attrs.field(default=(), converter=tuple)
+
+    def find(self, api: str) -> Service | None:
+        """The first service providing ``api``, if any."""
+        return next((s for s in self.services if s.provides(api)), None)
+
+
+@message("UnsubscribeServices", api=SERVICES_API)
+class UnsubscribeServices(Message):
+    pass
+
+
+@message("UnsubscribeServicesResult", api=SERVICES_API)
+class UnsubscribeServicesResult(Message):
+    pass
+
+
+@message("GetServiceLogin", api=SERVICES_API)
+class GetServiceLogin(Message):
+    """Ask the PBX to log us in to service ``app`` which sent us ``challenge``."""
+
+    app: str
+    challenge: str
+
+
+@message("GetServiceLoginResult", api=SERVICES_API)
+class GetServiceLoginResult(Message):
+    """A ready-made login for another service plus its encrypted session key.
+
+    Send ``app, domain, sip, guid, dn, info, digest, pbxObj`` to the service as an
+    ``AppLogin``; the service's session key is ``decrypt(salt, key)`` under the PBX
+    connection's own session key.
+    """
+
+    app: str = ""
+    domain: str = ""
+    sip: str = ""
+    guid: str = ""
+    dn: str = ""
+    pbx_obj: str | None = wire("pbxObj", default=None)
+    info: dict[str, Any] | None = None
+    digest: str = ""
+    salt: str = ""
+    key: str = ""
+    error: str | None = None
