@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
+
+#: Modules under provd.cli that add a subcommand: each has ``register(subparsers)``, which
+#: adds its parser and sets ``handler`` (``args -> int``) as a default.
+COMMANDS = ("run", "sim", "demo", "phones", "status", "render")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,7 +20,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Provision third-party SIP phones on an innovaphone PBX (an App Service).",
     )
     parser.add_argument("--version", action="version", version=f"provd {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{name}":
+                raise
+            continue  # command not built in this checkout
+        module.register(subparsers)
     return parser
 
 

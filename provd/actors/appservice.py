@@ -1,0 +1,249 @@
+"""One session per AppWebsocket connection to provd.
+
+After the login (the PBX App object with the instance password, or another app service
+with a login the PBX made for it) every message goes through one dispatch table keyed by
+message type. A PBX connection announces itself with ``PbxInfo``; provd then subscribes to
+its Services and learns the Devices URL. The Users/Profile service sends
+``ProvisioningPhone``. Malformed input closes only this session, with a reason; an unknown
+``mt`` is ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import structlog
+import trio
+import trio_websocket as tw
+
+from ..config import Config
+from ..logs import register_secret
+from ..protocol import LoginRefused, ProtocolError, crypto, normalize_mac
+from ..protocol.login import ServerLogin
+from ..protocol.messages import (
+    DEVICES_API,
+    SERVICES_API,
+    AppInfo,
+    CheckBuild,
+    CheckBuildResult,
+    KeepAlive,
+    Message,
+    PbxInfo,
+    ProvisioningPhone,
+    ProvisioningPhoneResult,
+    ServicesInfo,
+    SubscribeServices,
+    SubscribeServicesResult,
+    UnknownMessage,
+    app_info_result,
+)
+from ..transport import AppWebsocket, ConnectionLost, RequestTracker, accept_login
+from .phone import PhoneContext
+from .state import Outcome
+from .supervisor import PhoneSupervisor
+
+log = structlog.get_logger("provd.appservice")
+
+#: Websocket close codes provd uses.
+CLOSE_POLICY = 1008  # login refused
+CLOSE_PROTOCOL = 1002  # malformed input
+CLOSE_GOING_AWAY = 1001  # shutdown
+
+
+@attrs.define
+class AppServiceContext:
+    phones: PhoneContext
+    supervisor: PhoneSupervisor
+    #: Live PBX sessions, newest last.
+    pbx_sessions: list[AppSession] = attrs.field(factory=list)
+
+    @property
+    def config(self) -> Config:
+        return self.phones.config
+
+
+async def handle_connection(ws: tw.WebSocketConnection, ctx: AppServiceContext) -> None:
+    conn = AppWebsocket(ws)
+    with structlog.contextvars.bound_contextvars(peer=conn.remote):
+        try:
+            a = ctx.config.appservice
+            login = await accept_login(conn, a.password, login_timeout=a.login_timeout)
+        except LoginRefused as exc:
+            log.warning("appservice.login_refused", reason=exc.reason)
+            await conn.close(CLOSE_POLICY, "login failed")
+            return
+        except ProtocolError as exc:
+            log.warning("appservice.protocol_error", reason=exc.reason, during="login")
+            await conn.close(CLOSE_PROTOCOL, exc.reason)
+            return
+        except ConnectionLost:
+            return
+        assert login.login is not None
+        with structlog.contextvars.bound_contextvars(app=login.login.app, sip=login.login.sip):
+            log.info("appservice.logged_in")
+            session = AppSession(conn, login, ctx)
+            try:
+                await session.run()
+            finally:
+                await conn.close(CLOSE_GOING_AWAY, "provd session ended")
+                log.info("appservice.session_closed")
+
+
+class AppSession:
+    def __init__(self, conn: AppWebsocket, login: ServerLogin, ctx: AppServiceContext) -> None:
+        self.conn = conn
+        self.login = login
+        self.ctx = ctx
+        self.tracker = RequestTracker("provd")
+        self.pbx_info: PbxInfo | None = None
+        self._nursery: trio.Nursery | None = None
+        self._handlers: dict[type[Message], Callable[[Any], Awaitable[None]]] = {
+            AppInfo: self._on_app_info,
+            CheckBuild: self._on_check_build,
+            KeepAlive: self._on_keep_alive,
+            PbxInfo: self._on_pbx_info,
+            ServicesInfo: self._on_services_info,
+            SubscribeServicesResult: self._on_ignore,
+            ProvisioningPhone: self._on_provisioning_phone,
+            UnknownMessage: self._on_unknown,
+        }
+
+    @property
+    def session_key(self) -> str:
+        assert self.login.session_key is not None
+        return self.login.session_key
+
+    async def run(self) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                while True:
+                    try:
+                        msg = await self.conn.receive()
+                    except ProtocolError as exc:
+                        log.warning("appservice.protocol_error", reason=exc.reason)
+                        await self.conn.close(CLOSE_PROTOCOL, exc.reason)
+                        nursery.cancel_scope.cancel()
+                        return
+                    except ConnectionLost as exc:
+                        log.info("appservice.connection_lost", reason=exc.reason)
+                        nursery.cancel_scope.cancel()
+                        return
+                    if self.tracker.deliver(msg):
+                        continue
+                    handler = self._handlers.get(type(msg), self._on_ignore)
+                    await handler(msg)
+        finally:
+            self.tracker.fail_all()
+            if self in self.ctx.pbx_sessions:
+                self.ctx.pbx_sessions.remove(self)
+
+    async def send(self, msg: Message) -> None:
+        try:
+            await self.conn.send(msg)
+        except ConnectionLost:
+            log.info("appservice.send_failed", mt=msg.MT)
+
+    # --- base messages ----------------------------------------------------------------------
+
+    async def _on_app_info(self, msg: AppInfo) -> None:
+        await self.send(app_info_result(msg, title=self.ctx.config.appservice.title))
+
+    async def _on_check_build(self, msg: CheckBuild) -> None:
+        await self.send(msg.reply(CheckBuildResult, url=msg.url))
+
+    async def _on_keep_alive(self, msg: KeepAlive) -> None:
+        """Accepted silently: its arrival is all it has to say."""
+
+    async def _on_ignore(self, msg: Message) -> None:
+        log.debug("appservice.ignored", mt=msg.MT)
+
+    async def _on_unknown(self, msg: UnknownMessage) -> None:
+        log.debug("appservice.unknown_message", mt=msg.mt, api=msg.api)
+
+    # --- the PBX App-object connection ------------------------------------------------------
+
+    async def _on_pbx_info(self, msg: PbxInfo) -> None:
+        self.pbx_info = msg
+        if self not in self.ctx.pbx_sessions:
+            self.ctx.pbx_sessions.append(self)
+        log.info("pbx.info", domain=msg.domain, pbx=msg.pbx, apis=",".join(msg.apis))
+        if SERVICES_API in msg.apis:
+            await self.send(SubscribeServices(src="services"))
+
+    async def _on_services_info(self, msg: ServicesInfo) -> None:
+        devices = msg.find(DEVICES_API)
+        if devices is None or not devices.url:
+            log.warning("pbx.no_devices_service", services=len(msg.services))
+            return
+        if self.ctx.phones.locator.set(devices.url, devices.name):
+            url = devices.url
+            await self.ctx.phones.store.call(lambda db: db.set_setting("devices_url", url))
+            log.info("pbx.devices_service", url=url, name=devices.name)
+
+    # --- com.innovaphone.provisioning -------------------------------------------------------
+
+    async def _on_provisioning_phone(self, msg: ProvisioningPhone) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._provision, msg)
+
+    async def _provision(self, msg: ProvisioningPhone) -> None:
+        try:
+            mac = normalize_mac(msg.mac)
+        except ProtocolError as exc:
+            await self._result(msg, f"invalid MAC: {exc.reason}")
+            return
+        with structlog.contextvars.bound_contextvars(mac=mac):
+            outcome = await self._provision_phone(mac, msg)
+            if outcome.ok:
+                log.info("provisioning.ok")
+                await self._result(msg, None)
+            else:
+                log.warning("provisioning.error", error=outcome.error)
+                await self._result(msg, outcome.error)
+
+    async def _provision_phone(self, mac: str, msg: ProvisioningPhone) -> Outcome:
+        phones = self.ctx.phones
+        password = msg.password
+        if msg.password_encrypted:
+            try:
+                password = crypto.app_decrypt(msg.seed1, self.session_key, msg.password)
+            except ProtocolError as exc:
+                return Outcome(ok=False, error=f"password does not decrypt: {exc.reason}")
+        register_secret(password)
+        record, new_code = await phones.store.call(
+            lambda db: db.upsert_phone(
+                mac=mac,
+                code=msg.code,
+                hwid=msg.hwid,
+                usename=msg.usename,
+                cn=msg.cn,
+                password=password,
+                domain=msg.domain,
+                dns=msg.dns,
+            )
+        )
+        phones.directory.put(record)
+        log.info("provisioning.stored", new_code=new_code, state=record.state)
+        if record.state == "provisioned" and not new_code:
+            return Outcome(ok=True)  # a repeated request: idempotent
+        if new_code or record.state == "failed" or not self.ctx.supervisor.is_running(mac):
+            if record.state == "failed":
+                await phones.store.call(lambda db: db.set_state(mac, "pending"))
+                phones.directory.put(attrs.evolve(record, state="pending", error=""))
+            phones.outcomes.reset(mac, msg.code)
+            self.ctx.supervisor.start(mac)
+        timeout = phones.config.provisioning.timeout
+        with trio.move_on_after(timeout):
+            return await phones.outcomes.wait(mac, msg.code)
+        return Outcome(
+            ok=False, error=f"Devices did not complete the registration in {timeout:g} s"
+        )
+
+    async def _result(self, msg: ProvisioningPhone, error: str | None) -> None:
+        if error is None:
+            await self.send(msg.reply(ProvisioningPhoneResult, result="ok"))
+        else:
+            await self.send(msg.reply(ProvisioningPhoneResult, result="error", error=error))

@@ -1,0 +1,228 @@
+"""One Sysclient actor per phone (MAC): register with Devices, then stay connected.
+
+Lifecycle (spec section 6): the first connection identifies with the provisioning code and
+receives the device password, which is committed before anything else; every later
+connection identifies without code and answers the challenge with that password. While
+connected the actor applies configuration items and administrative passwords as they
+arrive. On failure it reconnects with exponential back-off and jitter; at most
+``max_handshakes`` handshakes run at once across all phones.
+
+The actor ends (returns) when its phone was removed, or when Devices refused the
+provisioning code ``code_attempts`` times: the phone is marked ``failed`` and waits for a
+new ``ProvisioningPhone``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import attrs
+import structlog
+import trio
+import trio_websocket as tw
+
+from .. import __version__
+from ..backoff import Backoff
+from ..config import Config
+from ..logs import register_secret
+from ..protocol import ProtocolError
+from ..protocol.sysclient import (
+    AdminPasswordReceived,
+    Authenticated,
+    ConfigReceived,
+    DeviceState,
+    Identify,
+    PasswordAssigned,
+    ProvisionResult,
+    SysclientDevice,
+    TunnelReceived,
+    encode_frame,
+)
+from ..protocol.tunnel import TunnelEndpoint
+from ..store.actor import Store
+from ..store.records import PhoneRecord
+from ..transport import ConnectionLost, connect
+from ..transport.address import sysclients_url
+from .state import DevicesLocator, Outcome, Outcomes, PhoneDirectory
+
+log = structlog.get_logger("provd.phone")
+
+
+@attrs.define
+class PhoneContext:
+    """What every phone actor shares; built once by the daemon."""
+
+    config: Config
+    store: Store
+    directory: PhoneDirectory
+    locator: DevicesLocator
+    outcomes: Outcomes
+    handshakes: trio.Semaphore
+
+
+class HandshakeFailed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def run_phone(mac: str, ctx: PhoneContext) -> None:
+    """The actor's body. Returns when the phone is gone or definitively refused."""
+    with structlog.contextvars.bound_contextvars(mac=mac):
+        p = ctx.config.provisioning
+        backoff = Backoff(initial=p.backoff_initial, cap=p.backoff_cap)
+        refusals = 0
+        while True:
+            record = ctx.directory.get(mac)
+            if record is None:
+                log.info("phone.gone")
+                return
+            url = await ctx.locator.wait_url()
+            try:
+                await _connection(record, url, ctx)
+                reason = "closed by Devices"
+                backoff.reset()
+            except (ConnectionLost, HandshakeFailed, ProtocolError) as exc:
+                reason = exc.reason
+            except (OSError, tw.HandshakeError, trio.BrokenResourceError) as exc:
+                reason = f"cannot connect: {type(exc).__name__}"
+            await _set_online(ctx, mac, False)
+            record = ctx.directory.get(mac)
+            if record is None:
+                return
+            if not record.assigned:
+                refusals += 1
+                log.warning("sysclient.code_attempt_failed", reason=reason, attempt=refusals)
+                if refusals >= p.code_attempts:
+                    error = f"Devices did not accept the provisioning code: {reason}"
+                    await _fail(ctx, record, error)
+                    return
+            else:
+                log.info("sysclient.disconnected", reason=reason)
+            delay = backoff.next_delay()
+            with trio.move_on_after(delay):
+                await ctx.locator.wait_changed()  # a new Devices URL: retry at once
+
+
+async def _connection(record: PhoneRecord, url: str, ctx: PhoneContext) -> None:
+    """One Sysclient connection, from handshake to close."""
+    p = ctx.config.provisioning
+    identify = Identify(id=record.mac, product=p.product, version=__version__, other=True)
+    if record.assigned:
+        device = SysclientDevice(identify, password=record.sysclient_password)
+    else:
+        device = SysclientDevice(identify, code=record.code)
+    target = sysclients_url(url)
+    handshake_done = False
+    await ctx.handshakes.acquire()
+    try:
+        with trio.fail_after(p.handshake_timeout) as handshake_scope:
+            async with connect(target, connect_timeout=p.handshake_timeout) as ws:
+                log.debug("sysclient.connected", url=target, with_code=not record.assigned)
+                await ws.send_message(device.start())
+                tunnel = TunnelEndpoint(lambda _req: _status_page(ctx, record.mac))
+                while True:
+                    data = await _receive(ws)
+                    events = device.receive(data)
+                    for frame in device.outgoing():
+                        await ws.send_message(frame)
+                    if device.state is DeviceState.READY and not handshake_done:
+                        handshake_done = True
+                        handshake_scope.deadline = math.inf
+                        ctx.handshakes.release()
+                        await _set_online(ctx, record.mac, True)
+                    for event in events:
+                        for frame in await _apply(event, record, device, tunnel, ctx):
+                            await ws.send_message(encode_frame(frame))
+    except trio.TooSlowError:
+        raise HandshakeFailed("handshake timed out") from None
+    finally:
+        if not handshake_done:
+            ctx.handshakes.release()
+
+
+async def _receive(ws: tw.WebSocketConnection) -> bytes:
+    try:
+        data = await ws.get_message()
+    except tw.ConnectionClosed as exc:
+        code = exc.reason.code if exc.reason else "none"
+        raise ConnectionLost(f"closed by Devices ({code})") from None
+    if isinstance(data, str):
+        raise ProtocolError("text frame on the sysclient connection")
+    return data
+
+
+async def _apply(event, record: PhoneRecord, device: SysclientDevice, tunnel, ctx: PhoneContext):
+    mac = record.mac
+    store = ctx.store
+    if isinstance(event, PasswordAssigned):
+        register_secret(event.password)
+        await store.call(lambda db: db.set_sysclient_password(mac, event.password))
+        await _refresh(ctx, mac)
+        log.info("sysclient.password_assigned")
+    elif isinstance(event, Authenticated):
+        log.info("sysclient.authenticated")
+    elif isinstance(event, ConfigReceived):
+        item = event.item
+        revision = await store.call(lambda db: db.put_config_item(mac, item.type, item.item))
+        log.info("sysclient.config_item", type=item.type, last=item.last, revision=revision)
+        if event.completes_initial:
+            current = ctx.directory.get(mac)
+            if current is not None and current.state != "provisioned":
+                await store.call(lambda db: db.set_state(mac, "provisioned"))
+            await _refresh(ctx, mac)
+            log.info("phone.provisioned" if not record.assigned else "phone.config_current")
+            ctx.outcomes.report(mac, record.code, Outcome(ok=True))
+        else:
+            await _refresh(ctx, mac)
+    elif isinstance(event, AdminPasswordReceived):
+        register_secret(event.password)
+        await store.call(lambda db: db.set_admin_password(mac, event.password))
+        await _refresh(ctx, mac)
+        log.info("sysclient.admin_password_received")
+    elif isinstance(event, ProvisionResult):
+        log.info("sysclient.provision_result_ignored")
+    elif isinstance(event, TunnelReceived):
+        return tunnel.receive(event.frame)
+    return []
+
+
+async def _refresh(ctx: PhoneContext, mac: str) -> None:
+    record = await ctx.store.call(lambda db: db.phone(mac))
+    if record is not None and ctx.directory.get(mac) is not None:
+        ctx.directory.put(record)
+
+
+async def _set_online(ctx: PhoneContext, mac: str, online: bool) -> None:
+    record = ctx.directory.get(mac)
+    if record is None or record.online == online:
+        return
+    await ctx.store.call(lambda db: db.set_online(mac, online))
+    ctx.directory.put(attrs.evolve(record, online=online))
+
+
+async def _fail(ctx: PhoneContext, record: PhoneRecord, error: str) -> None:
+    await ctx.store.call(lambda db: db.set_state(record.mac, "failed", error))
+    await _refresh(ctx, record.mac)
+    log.error("phone.provisioning_failed", error=error)
+    ctx.outcomes.report(record.mac, record.code, Outcome(ok=False, error=error))
+
+
+def _status_page(ctx: PhoneContext, mac: str) -> bytes:
+    record = ctx.directory.get(mac)
+    if record is None:
+        body = f"provd: phone {mac} is not known\n"
+    else:
+        body = (
+            f"provd {__version__}\nphone {mac}\nstate {record.state}\n"
+            f"online {record.online}\nrevision {record.revision}\n"
+            f"config {', '.join(sorted(record.config)) or '-'}\n"
+            f"updated {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(record.updated))} UTC\n"
+        )
+    data = body.encode()
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        + f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
+        + data
+    )

@@ -1,0 +1,132 @@
+"""Logging, configured once in ``main``: structlog, one event per line, secrets never out.
+
+Output suits journald: each line starts with an ``<N>`` syslog priority prefix (journald
+maps it to PRIORITY), followed by ``event key=value ...`` or one JSON object. On a TTY the
+console renderer is used instead.
+
+Secrets are kept out in one processor, :func:`redact_secrets`: any field whose name says it is
+a secret is masked, and every string value is scrubbed of each secret registered with
+:func:`register_secret` (passwords, session keys, digests as provd learns them), so a secret
+that slips into an error text or an exception is masked too.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from typing import Any
+
+import structlog
+
+SECRET_FIELDS = frozenset(
+    {"password", "pwd", "digest", "key", "session_key", "secret", "turnpassword", "token"}
+)
+MASK = "********"
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+#: Secrets shorter than this are not scrubbed from text (they would mask ordinary words).
+MIN_SECRET_LEN = 4
+_MAX_SECRETS = 200_000
+
+_SYSLOG_PRIORITY = {"critical": 2, "exception": 3, "error": 3, "warning": 4, "info": 6, "debug": 7}
+
+
+def register_secret(value: str | None) -> None:
+    """Never let ``value`` appear in a log line from now on."""
+    if value and len(value) >= MIN_SECRET_LEN:
+        with _secrets_lock:
+            if len(_secrets) < _MAX_SECRETS:
+                _secrets.add(value)
+
+
+def _scrub(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def _scrub_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _scrub(value)
+    if isinstance(value, dict):
+        return {k: MASK if _is_secret_name(k) else _scrub_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub_value(v) for v in value]
+    return value
+
+
+def _is_secret_name(name: Any) -> bool:
+    return isinstance(name, str) and name.lower().replace("-", "_") in SECRET_FIELDS
+
+
+def redact_secrets(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: mask secret fields and scrub registered secrets from all values."""
+    for name, value in list(event_dict.items()):
+        if _is_secret_name(name):
+            event_dict[name] = MASK
+        elif _secrets or isinstance(value, dict | list | tuple):
+            event_dict[name] = _scrub_value(value)
+    return event_dict
+
+
+def _syslog_prefix(_logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    event_dict["_priority"] = _SYSLOG_PRIORITY.get(method, 6)
+    return event_dict
+
+
+class _JournalRenderer:
+    """``<6>event=... key=value`` (logfmt) or ``<6>{...}`` (JSON) lines."""
+
+    def __init__(self, json: bool) -> None:
+        self._inner = (
+            structlog.processors.JSONRenderer(sort_keys=False)
+            if json
+            else structlog.processors.LogfmtRenderer(
+                key_order=["event"], drop_missing=True, bool_as_flag=False
+            )
+        )
+
+    def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> str:
+        priority = event_dict.pop("_priority", 6)
+        event_dict.pop("level", None)  # the <N> prefix carries it
+        return f"<{priority}>{self._inner(logger, method, event_dict)}"
+
+
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def configure(level: str = "info", *, fmt: str = "auto", stream: Any = None) -> None:
+    """Configure structlog for the process. ``fmt``: ``auto`` | ``console`` | ``kv`` | ``json``.
+
+    Call again (e.g. on SIGHUP) to change the level; loggers pick it up at once.
+    """
+    stream = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "kv"
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.format_exc_info,
+        redact_secrets,
+    ]
+    if fmt == "console":
+        processors += [
+            structlog.processors.TimeStamper(fmt="%H:%M:%S"),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ]
+    else:
+        processors += [_syslog_prefix, _JournalRenderer(json=fmt == "json")]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,225 @@
+"""Synchronous SQLite operations; they run only on the store actor's worker thread.
+
+WAL journal with ``synchronous=NORMAL``: a commit survives a killed process (``kill -9``)
+because it is in the WAL before ``commit`` returns; only a power loss may drop the last
+commits. Every write is one transaction, so no record is ever half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from . import schema
+from .records import FetchRow, PhoneRecord
+
+_PHONE_COLUMNS = [
+    "mac",
+    "code",
+    "hwid",
+    "usename",
+    "cn",
+    "password",
+    "domain",
+    "dns",
+    "sysclient_password",
+    "admin_password",
+    "state",
+    "error",
+    "online",
+    "revision",
+    "created",
+    "updated",
+]
+
+
+class Database:
+    def __init__(self, path: str, *, clock=time.time) -> None:
+        self.path = path
+        self._clock = clock
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Secrets live here (SIP and device passwords): owner-only from the first byte.
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+            os.close(fd)
+        self.db = sqlite_utils.Database(path)
+        conn = self.db.conn
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        schema.migrate(self.db)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def phone(self, mac: str) -> PhoneRecord | None:
+        rows = list(self.db.query("SELECT * FROM phones WHERE mac = ?", [mac]))
+        if not rows:
+            return None
+        return self._record(rows[0], self._config(mac))
+
+    def phones(self) -> list[PhoneRecord]:
+        configs: dict[str, dict[str, dict[str, Any]]] = {}
+        for row in self.db.query("SELECT mac, type, item FROM config_items"):
+            configs.setdefault(row["mac"], {})[row["type"]] = json.loads(row["item"])
+        return [
+            self._record(row, configs.get(row["mac"], {}))
+            for row in self.db.query("SELECT * FROM phones ORDER BY mac")
+        ]
+
+    def fetches(self, mac: str, limit: int = 20) -> list[FetchRow]:
+        rows = self.db.query(
+            "SELECT mac, time, address, user_agent, vendor, model, firmware, file FROM fetches"
+            " WHERE mac = ? ORDER BY time DESC, id DESC LIMIT ?",
+            [mac, limit],
+        )
+        return [FetchRow(**row) for row in rows]
+
+    def setting(self, key: str) -> str | None:
+        rows = list(self.db.query("SELECT value FROM settings WHERE key = ?", [key]))
+        return rows[0]["value"] if rows else None
+
+    def _config(self, mac: str) -> dict[str, dict[str, Any]]:
+        return {
+            row["type"]: json.loads(row["item"])
+            for row in self.db.query("SELECT type, item FROM config_items WHERE mac = ?", [mac])
+        }
+
+    @staticmethod
+    def _record(row: dict[str, Any], config: dict[str, dict[str, Any]]) -> PhoneRecord:
+        values = {k: row[k] if row[k] is not None else "" for k in _PHONE_COLUMNS}
+        values["online"] = bool(row["online"])
+        values["revision"] = int(row["revision"] or 0)
+        values["created"] = float(row["created"] or 0)
+        values["updated"] = float(row["updated"] or 0)
+        return PhoneRecord(**values, config=config)
+
+    # --- writes: each one transaction -------------------------------------------------------
+
+    def upsert_phone(
+        self,
+        *,
+        mac: str,
+        code: str,
+        hwid: str,
+        usename: str,
+        cn: str,
+        password: str,
+        domain: str,
+        dns: str,
+    ) -> tuple[PhoneRecord, bool]:
+        """Store a ``ProvisioningPhone``. A new code resets the device credential.
+
+        Returns:
+            The record and whether the code changed (the actor must identify anew).
+        """
+        now = self._clock()
+        with self.db.conn:
+            old = self.phone(mac)
+            new_code = old is None or old.code != code
+            values = {
+                "mac": mac,
+                "code": code,
+                "hwid": hwid,
+                "usename": usename,
+                "cn": cn,
+                "password": password,
+                "domain": domain,
+                "dns": dns,
+                "updated": now,
+                "revision": (old.revision + 1) if old else 1,
+            }
+            if old is None:
+                values |= {
+                    "created": now,
+                    "state": "pending",
+                    "error": "",
+                    "online": 0,
+                    "sysclient_password": "",
+                    "admin_password": "",
+                }
+                self.db["phones"].insert(values)
+            else:
+                if new_code:
+                    values |= {"state": "pending", "error": "", "sysclient_password": ""}
+                self.db["phones"].update(mac, values)
+        record = self.phone(mac)
+        assert record is not None
+        return record, new_code
+
+    def set_sysclient_password(self, mac: str, password: str) -> None:
+        with self.db.conn:
+            self.db["phones"].update(
+                mac, {"sysclient_password": password, "updated": self._clock()}
+            )
+
+    def set_admin_password(self, mac: str, password: str) -> None:
+        with self.db.conn:
+            self.db["phones"].update(mac, {"admin_password": password, "updated": self._clock()})
+
+    def put_config_item(self, mac: str, ctype: str, item: dict[str, Any]) -> int:
+        """Store one item verbatim; bump the revision if it changed. Returns the revision."""
+        text = json.dumps(item, sort_keys=True, ensure_ascii=False)
+        now = self._clock()
+        with self.db.conn:
+            current = list(
+                self.db.query(
+                    "SELECT item FROM config_items WHERE mac = ? AND type = ?", [mac, ctype]
+                )
+            )
+            if current and current[0]["item"] == text:
+                return self._revision(mac)
+            self.db["config_items"].upsert(
+                {"mac": mac, "type": ctype, "item": text, "updated": now}, pk=("mac", "type")
+            )
+            self.db.execute(
+                "UPDATE phones SET revision = revision + 1, updated = ? WHERE mac = ?", [now, mac]
+            )
+        return self._revision(mac)
+
+    def set_state(self, mac: str, state: str, error: str = "") -> None:
+        with self.db.conn:
+            self.db["phones"].update(
+                mac, {"state": state, "error": error, "updated": self._clock()}
+            )
+
+    def set_online(self, mac: str, online: bool) -> None:
+        with self.db.conn:
+            self.db["phones"].update(mac, {"online": int(online)})
+
+    def set_all_offline(self) -> None:
+        with self.db.conn:
+            self.db.execute("UPDATE phones SET online = 0")
+
+    def remove_phone(self, mac: str) -> bool:
+        with self.db.conn:
+            self.db.execute("DELETE FROM config_items WHERE mac = ?", [mac])
+            self.db.execute("DELETE FROM fetches WHERE mac = ?", [mac])
+            cursor = self.db.execute("DELETE FROM phones WHERE mac = ?", [mac])
+        return cursor.rowcount > 0
+
+    def record_fetches(self, rows: list[FetchRow]) -> None:
+        with self.db.conn:
+            self.db["fetches"].insert_all([vars_of(r) for r in rows])
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.db.conn:
+            self.db["settings"].upsert({"key": key, "value": value}, pk="key")
+
+    def _revision(self, mac: str) -> int:
+        rows = list(self.db.query("SELECT revision FROM phones WHERE mac = ?", [mac]))
+        return int(rows[0]["revision"]) if rows else 0
+
+
+def vars_of(row: FetchRow) -> dict[str, Any]:
+    import attrs
+
+    return attrs.asdict(row)

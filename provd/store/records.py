@@ -1,0 +1,47 @@
+"""What the store hands out: plain frozen values, never rows or connections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from attrs import frozen
+
+
+@frozen(kw_only=True)
+class PhoneRecord:
+    mac: str
+    code: str
+    hwid: str = ""
+    usename: str = ""
+    cn: str = ""
+    password: str = attrs.field(default="", repr=False)
+    domain: str = ""
+    dns: str = ""
+    sysclient_password: str = attrs.field(default="", repr=False)
+    admin_password: str = attrs.field(default="", repr=False)
+    state: str = "pending"
+    error: str = ""
+    online: bool = False
+    revision: int = 0
+    created: float = 0.0
+    updated: float = 0.0
+    #: Configuration items by type, verbatim as Devices sent them.
+    config: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+
+    @property
+    def assigned(self) -> bool:
+        """Devices gave this phone a password: reconnect with the challenge, not the code."""
+        return bool(self.sysclient_password)
+
+
+@frozen(kw_only=True)
+class FetchRow:
+    mac: str
+    time: float
+    address: str
+    user_agent: str
+    vendor: str
+    model: str
+    firmware: str
+    file: str

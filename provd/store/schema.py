@@ -1,0 +1,80 @@
+"""The SQLite schema as numbered migrations, tracked in ``PRAGMA user_version``.
+
+Each migration runs in one transaction with the version bump, so a crash mid-migration
+leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["phones"].create(
+        {
+            "mac": str,
+            "code": str,
+            "hwid": str,
+            "usename": str,
+            "cn": str,
+            "password": str,  # the user's SIP password, decrypted: phones need it in clear
+            "domain": str,
+            "dns": str,
+            "sysclient_password": str,  # the device's only credential towards Devices
+            "admin_password": str,
+            "state": str,  # pending | provisioned | failed
+            "error": str,
+            "online": int,
+            "revision": int,
+            "created": float,
+            "updated": float,
+        },
+        pk="mac",
+        not_null={"code", "state", "revision"},
+        defaults={"state": "pending", "revision": 0, "online": 0, "error": ""},
+    )
+    db["config_items"].create(
+        {"mac": str, "type": str, "item": str, "updated": float},
+        pk=("mac", "type"),
+        foreign_keys=[("mac", "phones", "mac")],
+    )
+    db["fetches"].create(
+        {
+            "id": int,
+            "mac": str,
+            "time": float,
+            "address": str,
+            "user_agent": str,
+            "vendor": str,
+            "model": str,
+            "firmware": str,
+            "file": str,
+        },
+        pk="id",
+    )
+    db["fetches"].create_index(["mac", "time"])
+    db["settings"].create({"key": str, "value": str}, pk="key")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+VERSION = len(MIGRATIONS)
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Bring ``db`` to :data:`VERSION`. Returns the version found before.
+
+    Raises:
+        RuntimeError: the database is newer than this provd.
+    """
+    conn: sqlite3.Connection = db.conn
+    found = conn.execute("PRAGMA user_version").fetchone()[0]
+    if found > VERSION:
+        raise RuntimeError(f"database schema v{found} is newer than this provd (v{VERSION})")
+    for version in range(found + 1, VERSION + 1):
+        with conn:
+            MIGRATIONS[version - 1](db)
+            conn.execute(f"PRAGMA user_version = {version:d}")
+    return found
