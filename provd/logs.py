@@ -92,6 +92,8 @@ class _JournalRenderer:
     def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> str:
         priority = event_dict.pop("_priority", 6)
         event_dict.pop("level", None)  # the <N> prefix carries it
+        if "event" in event_dict:
+            event_dict = {"event": event_dict.pop("event"), **event_dict}
         return f"<{priority}>{self._inner(logger, method, event_dict)}"
 
 

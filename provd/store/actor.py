@@ -60,7 +60,7 @@ class Store:
                     while len(batch) < BATCH:
                         try:
                             batch.append(self._receive.receive_nowait())
-                        except trio.WouldBlock:
+                        except (trio.WouldBlock, trio.EndOfChannel):
                             break
                     results = await trio.to_thread.run_sync(
                         self._apply, batch, limiter=self._limiter

@@ -49,25 +49,48 @@ class TestLoginDigest:
         """The spec's digests come out of login_digest, with and without info."""
         app, domain, sip, guid, dn = fields
         got = crypto.login_digest(
-            app=app, domain=domain, sip=sip, guid=guid, dn=dn, info=info,
-            challenge=CHALLENGE, password="pwd",
+            app=app,
+            domain=domain,
+            sip=sip,
+            guid=guid,
+            dn=dn,
+            info=info,
+            challenge=CHALLENGE,
+            password="pwd",
         )
         assert got == digest
 
     def test_info_keeps_received_key_order(self):
         """Reordering info keys changes the digest: the order received is hashed."""
-        a = crypto.login_digest(app="a", domain="", sip="", guid="", dn="",
-                                info={"x": 1, "y": 2}, challenge="1", password="p")
-        b = crypto.login_digest(app="a", domain="", sip="", guid="", dn="",
-                                info={"y": 2, "x": 1}, challenge="1", password="p")
+        a = crypto.login_digest(
+            app="a",
+            domain="",
+            sip="",
+            guid="",
+            dn="",
+            info={"x": 1, "y": 2},
+            challenge="1",
+            password="p",
+        )
+        b = crypto.login_digest(
+            app="a",
+            domain="",
+            sip="",
+            guid="",
+            dn="",
+            info={"y": 2, "x": 1},
+            challenge="1",
+            password="p",
+        )
         assert a != b
 
     def test_info_not_ascii_or_slash_escaped(self):
         """Non-ASCII and '/' go into the hashed string unescaped."""
         info = {"cn": "Jörg", "url": "https://x/y"}
         expected = crypto.sha256_hex('a:::::{"cn":"Jörg","url":"https://x/y"}:c:p')
-        got = crypto.login_digest(app="a", domain="", sip="", guid="", dn="", info=info,
-                                  challenge="c", password="p")
+        got = crypto.login_digest(
+            app="a", domain="", sip="", guid="", dn="", info=info, challenge="c", password="p"
+        )
         assert got == expected
 
 
@@ -128,7 +151,10 @@ class TestSysclientCrypto:
     def test_challenge_digest_vector(self):
         """The spec's sysclient challenge digest vector."""
         got = crypto.sysclient_digest(
-            id="112233445566", product="provd", version="1", challenge="4711",
+            id="112233445566",
+            product="provd",
+            version="1",
+            challenge="4711",
             password="0123456789abcdef0123456789abcdef",
         )
         assert got == "bf1bc2dfefba4c219c557412a1dc9ab4fa19b0af86cd608e8c240a9a73b030c8"

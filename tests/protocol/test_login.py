@@ -19,8 +19,15 @@ def wire(msg):
     return decode_text(encode_text(msg))
 
 
-PBX = Identity(app="provd", domain="example.com", sip="provd", guid="g", dn="provd",
-               pbx_obj="provd", info={"appobj": "provd", "cn": "Jörg/α"})
+PBX = Identity(
+    app="provd",
+    domain="example.com",
+    sip="provd",
+    guid="g",
+    dn="provd",
+    pbx_obj="provd",
+    info={"appobj": "provd", "cn": "Jörg/α"},
+)
 
 
 def run_password_login(client_password, server_password):
@@ -75,7 +82,7 @@ class TestPasswordLogin:
 
     def test_challenge_after_login_is_protocol_error(self):
         """A second AppChallenge after login is a protocol violation."""
-        client, server, result = run_password_login("p", "p")
+        _client, server, _result = run_password_login("p", "p")
         with pytest.raises(ProtocolError):
             server.on_challenge(AppChallenge())
 
@@ -88,10 +95,18 @@ class TestServiceLogin:
         users = ClientLogin(service="provd")
         ask = users.on_challenge(wire(provd.on_challenge(wire(users.start()))))
         assert isinstance(ask, GetServiceLogin) and ask.app == "provd"
-        caller = Identity(app="users", domain="example.com", sip="users", guid="g2",
-                          dn="Users", pbx_obj="users", info={"appobj": "users"})
-        answer = make_service_login(request=wire(ask), caller=caller,
-                                    target_password="provd-pwd", pbx_session_key=pbx_key)
+        caller = Identity(
+            app="users",
+            domain="example.com",
+            sip="users",
+            guid="g2",
+            dn="Users",
+            pbx_obj="users",
+            info={"appobj": "users"},
+        )
+        answer = make_service_login(
+            request=wire(ask), caller=caller, target_password="provd-pwd", pbx_session_key=pbx_key
+        )
         login = users.on_service_login(wire(answer), pbx_key)
         result = provd.on_login(wire(login))
         assert result.ok is True
@@ -115,8 +130,9 @@ class TestServiceLogin:
         provd = ServerLogin("provd-pwd")
         users = ClientLogin(service="provd")
         ask = users.on_challenge(provd.on_challenge(users.start()))
-        answer = make_service_login(request=ask, caller=PBX, target_password="nope",
-                                    pbx_session_key=pbx_key)
+        answer = make_service_login(
+            request=ask, caller=PBX, target_password="nope", pbx_session_key=pbx_key
+        )
         assert provd.on_login(users.on_service_login(answer, pbx_key)).ok is False
 
     def test_unexpected_result_order(self):

@@ -1,7 +1,9 @@
 """Sysclient frames and the device-side state machine (spec section 6)."""
 
+import contextlib
+
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from provd.protocol import ProtocolError, normalize_mac
@@ -25,6 +27,8 @@ from provd.protocol.sysclient import (
     encode_frame,
     encrypt_admin_password,
 )
+
+from .fuzz import FUZZ
 
 PASSWORD = "0123456789abcdef0123456789abcdef"
 
@@ -68,10 +72,8 @@ class TestFrames:
     @FUZZ
     def test_arbitrary_bytes(self, data):
         """Arbitrary bytes decode or raise ProtocolError only."""
-        try:
+        with contextlib.suppress(ProtocolError):
             decode_frame(data)
-        except ProtocolError:
-            pass
 
     @given(
         kind=st.sampled_from(list(AdminType)),
@@ -101,8 +103,13 @@ class TestIdentify:
 
     def test_round_trip_with_code(self):
         """An identify with code and extras round-trips through its body."""
-        ident = Identify(id="112233445566", product="p", version="1", provisioning_code="42",
-                         extra={"fwBuild": "1", "ethIfs": [{"if": "eth0"}]})
+        ident = Identify(
+            id="112233445566",
+            product="p",
+            version="1",
+            provisioning_code="42",
+            extra={"fwBuild": "1", "ethIfs": [{"if": "eth0"}]},
+        )
         assert Identify.from_body(ident.to_body()) == ident
 
     @pytest.mark.parametrize("bad", ["", "1122334455", "11223344556g", "1" * 40, 7])
@@ -144,7 +151,9 @@ class TestSecrets:
 class TestConfigItem:
     def test_last_top_level(self):
         """last at top level."""
-        item = ConfigItem.from_body({"config": {"type": "NTP", "tz": "Europe/Berlin"}, "last": True})
+        item = ConfigItem.from_body(
+            {"config": {"type": "NTP", "tz": "Europe/Berlin"}, "last": True}
+        )
         assert item.type == "NTP" and item.last and item.item["tz"] == "Europe/Berlin"
 
     def test_last_inside_config(self):
@@ -158,8 +167,13 @@ class TestConfigItem:
 
     @pytest.mark.parametrize(
         "body",
-        [{}, {"config": []}, {"config": {}}, {"config": {"type": 1}},
-         {"config": {"type": "NTP"}, "last": "yes"}],
+        [
+            {},
+            {"config": []},
+            {"config": {}},
+            {"config": {"type": 1}},
+            {"config": {"type": "NTP"}, "last": "yes"},
+        ],
     )
     def test_bad(self, body):
         """Items without an object, a string type or a boolean last are refused."""
@@ -182,7 +196,9 @@ class TestDeviceFirstConnect:
         ]
         assert dev.password == PASSWORD and dev.state is DeviceState.READY
         ev = dev.receive(admin(AdminType.CONFIG, {"config": {"type": "PHONE", "coder": "G722"}}))
-        assert ev == [ConfigReceived(ConfigItem(type="PHONE", item={"type": "PHONE", "coder": "G722"}))]
+        assert ev == [
+            ConfigReceived(ConfigItem(type="PHONE", item={"type": "PHONE", "coder": "G722"}))
+        ]
         ev = dev.receive(admin(AdminType.CONFIG, {"config": {"type": "NTP"}, "last": True}))
         assert ev[0].completes_initial and dev.initial_config_done
         ev = dev.receive(admin(AdminType.CONFIG, {"config": {"type": "NTP"}, "last": True}))
@@ -254,10 +270,8 @@ class TestDeviceReconnect:
         dev = SysclientDevice(IDENT, password=PASSWORD)
         dev.start()
         for f in frames:
-            try:
+            with contextlib.suppress(ProtocolError):
                 dev.receive(f)
-            except ProtocolError:
-                pass
 
 
 def test_device_needs_exactly_one_credential():

@@ -1,0 +1,71 @@
+"""``provd render MAC``: what that phone would receive, secrets masked by default."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..actors.state import phone_data
+from ..phones import IdentifyError, Renderer, Vendor, identify, vendor_for_oui
+from ..protocol import ProtocolError, normalize_mac
+from ..store.database import Database
+from .common import add_config_argument, load_config
+
+#: The per-phone file each vendor asks for, by MAC (lowercase ``m``, uppercase ``M``).
+PHONE_FILE = {
+    Vendor.YEALINK: "{m}.cfg",
+    Vendor.SNOM: "{M}.xml",
+    Vendor.GRANDSTREAM: "cfg{m}.xml",
+    Vendor.FANVIL: "{m}.cfg",
+    Vendor.POLY: "{m}-user.cfg",
+    Vendor.GIGASET: "{m}.xml",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("render", help="print the file a phone would receive")
+    add_config_argument(parser)
+    parser.add_argument("mac")
+    parser.add_argument(
+        "--vendor", choices=[v.value for v in Vendor], help="default: from the MAC's OUI"
+    )
+    parser.add_argument(
+        "--file", help="file name as the phone asks for it (default: its per-phone file)"
+    )
+    parser.add_argument(
+        "--show-secrets", action="store_true", help="print passwords in clear (default: masked)"
+    )
+    parser.set_defaults(handler=cmd_render)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    if config is None:
+        return 2
+    try:
+        mac = normalize_mac(args.mac)
+    except ProtocolError as exc:
+        print(f"provd: {args.mac!r}: {exc.reason}", file=sys.stderr)
+        return 2
+    record = Database(config.store.path).phone(mac)
+    if record is None:
+        print(f"provd: no phone {mac}", file=sys.stderr)
+        return 1
+    vendor = Vendor(args.vendor) if args.vendor else vendor_for_oui(mac)
+    if vendor is None:
+        print(
+            f"provd: cannot tell the vendor of {mac} from its OUI; give --vendor", file=sys.stderr
+        )
+        return 2
+    name = args.file or PHONE_FILE[vendor].format(m=mac, M=mac.upper())
+    try:
+        ident = identify(f"/{vendor.value}/{name}", None)
+    except IdentifyError as exc:
+        print(f"provd: {exc}", file=sys.stderr)
+        return 2
+    renderer = Renderer(
+        transport=config.phones.sip_transport, templates=config.phones.templates or None
+    )
+    rendered = renderer.render(phone_data(record), ident, mask_secrets=not args.show_secrets)
+    sys.stdout.buffer.write(rendered.content)
+    return 0

@@ -1,0 +1,50 @@
+"""The phone-facing side of provd: identify phones, render their files, serve them."""
+
+from provd.phones.account import SipAccount
+from provd.phones.codecs import parse_coders
+from provd.phones.fetch import FetchRecord
+from provd.phones.identify import (
+    FileRequest,
+    Identification,
+    IdentifyError,
+    Kind,
+    MacMismatch,
+    NotRecognised,
+    UserAgentInfo,
+    Vendor,
+    identify,
+    parse_path,
+    parse_user_agent,
+    vendor_for_oui,
+)
+from provd.phones.model import PhoneData
+from provd.phones.render import Rendered, Renderer
+from provd.phones.server import PhonesApp, serve_phones
+from provd.phones.settings import PhonesSettings
+from provd.phones.timezones import ZoneRules, zone_rules
+
+__all__ = [
+    "FetchRecord",
+    "FileRequest",
+    "Identification",
+    "IdentifyError",
+    "Kind",
+    "MacMismatch",
+    "NotRecognised",
+    "PhoneData",
+    "PhonesApp",
+    "PhonesSettings",
+    "Rendered",
+    "Renderer",
+    "SipAccount",
+    "UserAgentInfo",
+    "Vendor",
+    "ZoneRules",
+    "identify",
+    "parse_coders",
+    "parse_path",
+    "parse_user_agent",
+    "serve_phones",
+    "vendor_for_oui",
+    "zone_rules",
+]

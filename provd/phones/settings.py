@@ -1,0 +1,96 @@
+"""The ``[phones]`` configuration section: typed, with defaults and units.
+
+Unlike hypercorn's config, a misspelt key is rejected and named, so an operator's typo
+can't silently leave the phone server open or on the wrong port.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import fields, frozen
+
+SECONDS = 1.0
+
+
+@frozen(kw_only=True)
+class PhonesSettings:
+    """Settings of the phone-facing HTTP(S) server.
+
+    Attributes:
+        listen: ``host:port`` to bind (``[v6]:port`` for IPv6); port 0 picks a free port.
+        tls_cert: PEM certificate chain file; with ``tls_key``, serve HTTPS.
+        tls_key: PEM private key file.
+        username: HTTP Basic user phones must send; empty means no authentication.
+        password: HTTP Basic password.
+        templates: operator directory whose templates override the packaged ones.
+        sip_transport: ``"tls"`` (port 5061) or ``"tcp"`` (5060) for SIP account 1.
+        miss_limit: misses (404/403/bad credentials) allowed per client address per window.
+        miss_window: the sliding window, in seconds.
+    """
+
+    listen: str = "127.0.0.1:8091"
+    tls_cert: str = ""
+    tls_key: str = ""
+    username: str = ""
+    password: str = ""
+    templates: str = ""
+    sip_transport: str = "tls"
+    miss_limit: int = 20
+    miss_window: float = 60.0 * SECONDS
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> PhonesSettings:
+        """Build from the parsed ``[phones]`` table.
+
+        Raises:
+            ValueError: an unknown key, a wrong type or an invalid value; the message names
+                the key, e.g. ``"phones.sip_transport: must be 'tls' or 'tcp'"``.
+        """
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                raise ValueError(f"phones.{key}: unknown setting")
+            values[key] = _check(key, value)
+        settings = cls(**values)
+        if bool(settings.tls_cert) != bool(settings.tls_key):
+            raise ValueError("phones.tls_cert: tls_cert and tls_key must be set together")
+        if settings.password and not settings.username:
+            raise ValueError("phones.password: set only together with phones.username")
+        return settings
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks HTTPS."""
+        return bool(self.tls_cert and self.tls_key)
+
+
+_STRINGS = ("listen", "tls_cert", "tls_key", "username", "password", "templates", "sip_transport")
+
+
+def _check(key: str, value: Any) -> Any:
+    if key in _STRINGS:
+        if not isinstance(value, str):
+            raise ValueError(f"phones.{key}: must be a string")
+        if key == "sip_transport" and value not in ("tls", "tcp"):
+            raise ValueError("phones.sip_transport: must be 'tls' or 'tcp'")
+        if key == "listen" and not _valid_listen(value):
+            raise ValueError("phones.listen: must be 'host:port' with a port 0-65535")
+        return value
+    if key == "miss_limit":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError("phones.miss_limit: must be an integer >= 1")
+        return value
+    if key == "miss_window":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError("phones.miss_window: must be a number of seconds > 0")
+        return float(value)
+    raise ValueError(f"phones.{key}: unknown setting")  # pragma: no cover - guarded above
+
+
+def _valid_listen(value: str) -> bool:
+    m = re.fullmatch(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})", value)
+    return m is not None and int(m[1]) <= 65535

@@ -1,0 +1,65 @@
+"""The device side of tunnel sessions."""
+
+import struct
+
+import pytest
+
+from provd.protocol import ProtocolError
+from provd.protocol.sysclient import TunnelEvent, TunnelFrame
+from provd.protocol.tunnel import TunnelEndpoint
+
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+
+
+def want(sid, n):
+    return TunnelFrame(sid, TunnelEvent.RECEIVE, struct.pack(">I", n))
+
+
+def test_request_then_receives_in_chunks_then_shutdown():
+    """The response goes out in chunks no longer than asked, then shutdown."""
+    seen = []
+    tunnel = TunnelEndpoint(lambda req: seen.append(req) or RESPONSE)
+    out = tunnel.receive(TunnelFrame(7, TunnelEvent.SEND, b"GET / HTTP/1.1\r\n\r\n"))
+    assert out == [TunnelFrame(7, TunnelEvent.SEND_RESULT, struct.pack(">I", 18))]
+    assert seen == [b"GET / HTTP/1.1\r\n\r\n"]
+    chunks = []
+    while True:
+        (frame,) = tunnel.receive(want(7, 10))
+        if frame.event == TunnelEvent.SHUTDOWN:
+            break
+        assert frame.event == TunnelEvent.RECEIVE_RESULT and len(frame.data) <= 10
+        chunks.append(frame.data)
+    assert b"".join(chunks) == RESPONSE
+
+
+def test_receive_before_request_complete_waits():
+    """A RECEIVE that arrives before the request is complete is answered later."""
+    tunnel = TunnelEndpoint(lambda req: RESPONSE)
+    assert tunnel.receive(TunnelFrame(1, TunnelEvent.SEND, b"GET / HTTP/1.1\r\n")) != []
+    assert tunnel.receive(want(1, 100)) == []
+    out = tunnel.receive(TunnelFrame(1, TunnelEvent.SEND, b"\r\n"))
+    assert out[-1] == TunnelFrame(1, TunnelEvent.RECEIVE_RESULT, RESPONSE)
+
+
+def test_shutdown_answered_with_shutdown():
+    """A shutdown from Devices is answered with shutdown and ends the session."""
+    tunnel = TunnelEndpoint(lambda req: RESPONSE)
+    tunnel.receive(TunnelFrame(2, TunnelEvent.SEND, b"x"))
+    assert tunnel.receive(TunnelFrame(2, TunnelEvent.SHUTDOWN)) == [
+        TunnelFrame(2, TunnelEvent.SHUTDOWN)
+    ]
+    assert tunnel.receive(TunnelFrame(2, TunnelEvent.SHUTDOWN)) == []
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        TunnelFrame(1, TunnelEvent.RECEIVE, b"\x00"),
+        TunnelFrame(1, 9, b""),
+        TunnelFrame(1, TunnelEvent.SEND, b"x" * 70000),
+    ],
+)
+def test_bad_frames(frame):
+    """Malformed tunnel input is a ProtocolError."""
+    with pytest.raises(ProtocolError):
+        TunnelEndpoint(lambda req: RESPONSE).receive(frame)
