@@ -97,6 +97,19 @@ class _JournalRenderer:
         return f"<{priority}>{self._inner(logger, method, event_dict)}"
 
 
+class _StdlibBridge(logging.Handler):
+    """Forward stdlib log records (hypercorn, trio-websocket) into structlog."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        method = record.levelname.lower()
+        method = method if method in ("debug", "info", "warning", "error", "critical") else "info"
+        getattr(structlog.get_logger(record.name), method)(
+            "library." + record.name, message=record.getMessage()
+        )
+
+
+_bridge = _StdlibBridge()
+
 LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -126,6 +139,10 @@ def configure(level: str = "info", *, fmt: str = "auto", stream: Any = None) -> 
         ]
     else:
         processors += [_syslog_prefix, _JournalRenderer(json=fmt == "json")]
+    root = logging.getLogger()
+    if _bridge not in root.handlers:
+        root.addHandler(_bridge)
+    root.setLevel(logging.WARNING)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),

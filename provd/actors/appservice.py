@@ -28,6 +28,8 @@ from ..protocol.messages import (
     AppInfo,
     CheckBuild,
     CheckBuildResult,
+    GetServiceLogin,
+    GetServiceLoginResult,
     KeepAlive,
     Message,
     PbxInfo,
@@ -40,6 +42,7 @@ from ..protocol.messages import (
     app_info_result,
 )
 from ..transport import AppWebsocket, ConnectionLost, RequestTracker, accept_login
+from .devices_api import ask_service_login
 from .phone import PhoneContext
 from .state import Outcome
 from .supervisor import PhoneSupervisor
@@ -62,6 +65,10 @@ class AppServiceContext:
     @property
     def config(self) -> Config:
         return self.phones.config
+
+    def current_pbx(self) -> AppSession | None:
+        """The newest live PBX session (for service logins), if any."""
+        return self.pbx_sessions[-1] if self.pbx_sessions else None
 
 
 async def handle_connection(ws: tw.WebSocketConnection, ctx: AppServiceContext) -> None:
@@ -139,6 +146,10 @@ class AppSession:
             self.tracker.fail_all()
             if self in self.ctx.pbx_sessions:
                 self.ctx.pbx_sessions.remove(self)
+
+    async def ask_service_login(self, request: GetServiceLogin) -> GetServiceLoginResult:
+        """A login for another app service, made by this PBX (Services API)."""
+        return await ask_service_login(self.conn, self.tracker, request)
 
     async def send(self, msg: Message) -> None:
         try:

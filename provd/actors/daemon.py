@@ -28,6 +28,7 @@ from ..store.records import FetchRow
 from ..transport import serve
 from . import control
 from .appservice import AppServiceContext, handle_connection
+from .devices_api import DevicesApi
 from .phone import PhoneContext
 from .state import DevicesLocator, Outcomes, PhoneDirectory
 from .supervisor import PhoneSupervisor
@@ -81,6 +82,7 @@ class Daemon:
         )
         self.supervisor = PhoneSupervisor(self.phones_ctx)
         self.app_ctx = AppServiceContext(phones=self.phones_ctx, supervisor=self.supervisor)
+        self.phones_ctx.devices_api = DevicesApi(self.locator, self.app_ctx.current_pbx)
         self.renderer = Renderer(
             transport=config.phones.sip_transport, templates=config.phones.templates or None
         )

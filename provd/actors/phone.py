@@ -44,6 +44,7 @@ from ..store.actor import Store
 from ..store.records import PhoneRecord
 from ..transport import ConnectionLost, connect
 from ..transport.address import sysclients_url
+from .devices_api import DevicesApi
 from .state import DevicesLocator, Outcome, Outcomes, PhoneDirectory
 
 log = structlog.get_logger("provd.phone")
@@ -59,6 +60,8 @@ class PhoneContext:
     locator: DevicesLocator
     outcomes: Outcomes
     handshakes: trio.Semaphore
+    #: Explains refused codes; None in tests that run without a PBX.
+    devices_api: DevicesApi | None = None
 
 
 class HandshakeFailed(Exception):
@@ -95,7 +98,10 @@ async def run_phone(mac: str, ctx: PhoneContext) -> None:
                 refusals += 1
                 log.warning("sysclient.code_attempt_failed", reason=reason, attempt=refusals)
                 if refusals >= p.code_attempts:
-                    error = f"Devices did not accept the provisioning code: {reason}"
+                    error = f"Devices did not accept the provisioning code ({reason})"
+                    if ctx.devices_api is not None:
+                        why = await ctx.devices_api.explain_refusal(record.code, mac)
+                        error = f"{error}: {why}" if why else error
                     await _fail(ctx, record, error)
                     return
             else:

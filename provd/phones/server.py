@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
@@ -264,6 +265,9 @@ def hypercorn_config(settings: PhonesSettings) -> HypercornConfig:
     config = HypercornConfig()
     config.bind = [settings.listen]
     config.accesslog = None
+    # hypercorn's own messages go through stdlib logging, which provd.logs bridges into
+    # structlog (warnings and worse), instead of a second format on stderr.
+    config.errorlog = logging.getLogger("provd.phones.http")
     if settings.tls:
         config.certfile = settings.tls_cert
         config.keyfile = settings.tls_key
