@@ -57,3 +57,23 @@ def test_json_format():
     structlog.get_logger().info("e", mac="m")
     assert stream.getvalue().startswith('<6>{"event": "e", "mac": "m"')
     structlog.reset_defaults()
+
+
+def test_many_secrets_all_scrubbed(out):
+    """Past the automaton rebuild threshold, old and newly added secrets are all masked."""
+    secrets = [f"bulk-secret-{i:04d}-x" for i in range(200)]
+    for s in secrets:
+        logs.register_secret(s)
+    text = " ".join(secrets[::7] + secrets[-3:])
+    structlog.get_logger().error("leak", error=text)
+    logged = out.getvalue()
+    assert not any(s in logged for s in secrets)
+    assert logged.count("********") == len(secrets[::7]) + 3
+
+
+def test_overlapping_secrets_masked(out):
+    """A secret containing another secret is masked whole."""
+    logs.register_secret("abcd-inner")
+    logs.register_secret("outer-abcd-inner-tail")
+    structlog.get_logger().info("x", error="outer-abcd-inner-tail")
+    assert "inner" not in out.getvalue()

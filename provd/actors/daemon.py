@@ -212,8 +212,8 @@ class Daemon:
             address=fetch.address,
             user_agent=fetch.user_agent,
             vendor=fetch.vendor,
-            model=fetch.model,
-            firmware=fetch.firmware,
+            model=fetch.model or "",
+            firmware=fetch.firmware or "",
             file=fetch.file,
         )
         self.store.submit(lambda db: db.record_fetches([row]))
