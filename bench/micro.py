@@ -71,7 +71,7 @@ def run() -> list[tuple[str, str, str]]:
     ident = identify("/805ec0000001.cfg", "Yealink SIP-T46S 66.86.0.15 80:5e:c0:00:00:01")
     renderer = Renderer()
     cold = []
-    for i in range(50):
+    for _ in range(50):
         renderer.reload()
         start = time.perf_counter()
         renderer.render(phone, ident)

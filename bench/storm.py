@@ -76,7 +76,8 @@ def _wrk_script(macs: list[str], path: Path) -> None:
     entries = []
     for mac in macs:
         file, headers = _request(mac)
-        entries.append('{"%s", "%s"}' % (file, headers["User-Agent"].replace('"', '\\"')))
+        agent = headers["User-Agent"].replace('"', '\\"')
+        entries.append(f'{{"{file}", "{agent}"}}')
     path.write_text(
         "local reqs = {" + ",\n".join(entries) + "}\n"
         "local i = 0\n"
