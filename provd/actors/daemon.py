@@ -196,7 +196,7 @@ class Daemon:
         else:
             self.renderer.reload()
         self.reloads += 1
-        log.info("daemon.reloaded", level=new.log.level, source=new.source or "-")
+        log.info("daemon.reloaded", log_level=new.log.level, source=new.source or "-")
         systemd.notify("READY=1", f"STATUS=serving {len(self.directory)} phones")
         return True
 
