@@ -127,7 +127,7 @@ class Daemon:
             control_path = await inner.start(
                 control.serve_control, config.control_socket, self._control_handlers()
             )
-            inner.start_soon(self._signals)
+            await inner.start(self._signals)  # handlers in place before READY
             interval = systemd.watchdog_interval()
             if interval:
                 inner.start_soon(self._watchdog, interval)
@@ -153,8 +153,11 @@ class Daemon:
         if self._inner is not None:
             self._inner.cancel_scope.cancel()
 
-    async def _signals(self) -> None:
+    async def _signals(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            task_status.started()
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     self.reload()

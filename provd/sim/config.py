@@ -1,0 +1,311 @@
+"""The simulator's one configuration object, built from TOML or a mapping.
+
+Why a small schema walker instead of a library: every section is an attrs class whose
+annotated fields *are* the schema (as in ``protocol.messages``); :func:`from_mapping` walks
+them, checks types, and rejects any key it does not know, naming it with its dotted path
+(``devices.domains[0].categories[1].codr``). hypercorn quietly ignores misspelt keys; we
+refuse them (style.md, Configuration).
+
+Secrets here (``password`` fields) are simulator credentials for test installations; the
+CLI registers them with :func:`provd.logs.register_secret` so they never reach a log line.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar, Union, get_args, get_origin
+
+import attrs
+from attrs import frozen
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the offending key."""
+
+
+def _tuple(value: Any) -> tuple:
+    return tuple(value)
+
+
+@frozen(kw_only=True)
+class ProvdTarget:
+    """Where provd (the app service under test) listens, and what the PBX knows of it."""
+
+    #: AppWebsocket URL of provd's app service; the PBX App object connects here and the
+    #: Users service sends ProvisioningPhone here. Empty: set later (``Simulator.set_provd``).
+    url: str | None = attrs.field(default="ws://127.0.0.1:8090/provd",
+                                  converter=lambda v: v or None)
+    #: The App object's password = provd's instance password.
+    password: str = "provd-secret"  # noqa: S105 (a simulator default)
+    #: The service name (sip URI) under which the PBX lists provd in ServicesInfo.
+    service_name: str = "provd@example.com"
+    title: str = "provd"
+
+
+@frozen(kw_only=True)
+class NodeInfo:
+    name: str = "sim-node"
+    prefix_intl: str = "00"
+    prefix_ntl: str = "0"
+    prefix_subs: str = ""
+    country_code: str = "49"
+
+
+@frozen(kw_only=True)
+class PbxUser:
+    """A PBX user known to PbxApi presence (SubscribePresence / SetPresence)."""
+
+    sip: str
+    num: str = ""
+    dn: str = ""
+    email: str = ""
+    guid: str = ""
+
+
+@frozen(kw_only=True)
+class PbxConfig:
+    domain: str = "example.com"
+    #: PbxInfo.pbx: the PBX's node name.
+    name: str = "pbx"
+    #: PbxInfo.pbxDns.
+    dns: str = "pbx.example.com"
+    #: The App object for provd: its name is the login's ``app``/``sip``/``dn`` and ``info.appobj``.
+    app_object: str = "provd"
+    guid: str = "5a1e0c1d2b3a4f5e6d7c8b9a0f1e2d3c"
+    #: Reconnect back-off: first delay and cap, in seconds (doubling, half jitter).
+    reconnect_initial: float = 1.0
+    reconnect_cap: float = 32.0
+    node: NodeInfo = NodeInfo()
+    users: tuple[PbxUser, ...] = attrs.field(default=(), converter=_tuple)
+
+
+@frozen(kw_only=True)
+class CategoryConfig:
+    """A provisioning category and the configuration items Devices sends its devices."""
+
+    name: str
+    #: Device type for GetProvisioningCategories filtering (PHONE, DECT, GW, VA, APP_PLATFORM).
+    type: str = "PHONE"
+    #: ``config`` in the Category object: usable for provisioning. False: no codes issued.
+    config: bool = True
+    coder: str = "G722,OPUS-WB,G711A,G711u,G729"
+    stun_server: str = ""
+    turn_server: str = ""
+    turn_user: str = ""
+    turn_password: str = ""
+    tz: str = "Europe/Berlin"
+    ntp1: str = "pool.ntp.org"
+    ntp2: str = ""
+    tls_profile: str = "AUTO"
+    #: Further items sent verbatim (each a table with a ``type``), after the standard ones.
+    extra: tuple[dict[str, Any], ...] = attrs.field(default=(), converter=_tuple)
+
+
+@frozen(kw_only=True)
+class DomainConfig:
+    name: str
+    #: Administrative password deployed to devices (0x0003); empty: none sent.
+    admin_password: str = ""
+    categories: tuple[CategoryConfig, ...] = attrs.field(default=(), converter=_tuple)
+
+
+@frozen(kw_only=True)
+class DevicesConfig:
+    #: The websocket listener (Devices API and sysclients), ``host:port``; port 0 = any.
+    listen: str = "127.0.0.1:0"
+    #: The passthrough HTTP listener (hypercorn), ``host:port``.
+    http_listen: str = "127.0.0.1:0"
+    #: Base path of the Devices instance; the service URL is ``ws://<listen><path>``.
+    path: str = "/example.com/devices/"
+    service_name: str = "devices-api@example.com"
+    title: str = "Devices"
+    #: The Devices instance password (service logins are computed with it).
+    password: str = "devices-secret"  # noqa: S105
+    #: The instance domain: a login for it is ``admin`` in GetLoginInfo.
+    instance_domain: str = "example.com"
+    #: How many categories go into one GetProvisioningCategoriesResult before ``last``.
+    categories_per_result: int = 2
+    #: Put ``last`` inside ``config`` instead of at top level of 0x0006 frames.
+    last_inside_config: bool = False
+    #: Tunnel RECEIVE length asked of devices, bytes.
+    tunnel_chunk: int = 16384
+    #: Seconds to wait for a device's tunnel answer before 504.
+    tunnel_timeout: float = 10.0
+    domains: tuple[DomainConfig, ...] = attrs.field(default=(), converter=_tuple)
+
+
+@frozen(kw_only=True)
+class UsersConfig:
+    """The Users service: how it logs in and how it sends ProvisioningPhone."""
+
+    #: The Users App object's identity, used for its service logins.
+    app_object: str = "users"
+    guid: str = "0123456789abcdef0123456789abcdef"
+    dn: str = "Users"
+    #: Seconds to wait for each ProvisioningPhoneResult.
+    timeout: float = 30.0
+    #: Ask for 7-day codes instead of 15-minute ones.
+    rollout: bool = False
+
+
+@frozen(kw_only=True)
+class PhoneConfig:
+    """One phone the Users service provisions."""
+
+    mac: str
+    user: str
+    cn: str = ""
+    password: str = ""
+    category: str = "Phones"
+    #: PBX hardware id; default: the MAC.
+    hwid: str = ""
+    #: Send this code instead of asking Devices for one (rejection tests).
+    code: str = ""
+
+
+@frozen(kw_only=True)
+class SimConfig:
+    provd: ProvdTarget = ProvdTarget()
+    pbx: PbxConfig = PbxConfig()
+    devices: DevicesConfig = DevicesConfig()
+    users: UsersConfig = UsersConfig()
+    phones: tuple[PhoneConfig, ...] = attrs.field(default=(), converter=_tuple)
+    #: JSON file holding the Devices state between runs; empty: memory only.
+    state_file: str = ""
+    log_level: str = "info"
+    #: Provision ``phones`` once the PBX session is up (CLI only).
+    provision_on_start: bool = True
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> SimConfig:
+        """Raises :class:`ConfigError` naming the first bad key."""
+        config = _build(cls, data, "")
+        return config.validated()
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> SimConfig:
+        """Raises :class:`ConfigError` (also for unreadable or non-TOML files)."""
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        return cls.from_mapping(data)
+
+    @classmethod
+    def default(cls) -> SimConfig:
+        """The embedded default: one domain, two phone categories, one phone."""
+        return cls.from_mapping(DEFAULT)
+
+    def validated(self) -> SimConfig:
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ConfigError("log_level: expected debug, info, warning or error")
+        if not self.devices.path.startswith("/"):
+            raise ConfigError("devices.path: must start with /")
+        if self.devices.categories_per_result < 1:
+            raise ConfigError("devices.categories_per_result: must be at least 1")
+        if not 1 <= self.devices.tunnel_chunk <= 65536:
+            raise ConfigError("devices.tunnel_chunk: must be 1..65536")
+        for i, domain in enumerate(self.devices.domains):
+            for j, cat in enumerate(domain.categories):
+                for k, item in enumerate(cat.extra):
+                    if not isinstance(item.get("type"), str):
+                        where = f"devices.domains[{i}].categories[{j}].extra[{k}]"
+                        raise ConfigError(f"{where}.type: missing")
+        for i, phone in enumerate(self.phones):
+            from ..protocol import ProtocolError, normalize_mac
+
+            try:
+                normalize_mac(phone.mac)
+            except ProtocolError:
+                raise ConfigError(f"phones[{i}].mac: not a MAC address") from None
+        return self
+
+
+DEFAULT: dict[str, Any] = {
+    "devices": {
+        "domains": [
+            {
+                "name": "example.com",
+                "admin_password": "admin-Pwd-42",
+                "categories": [
+                    {"name": "Phones", "stun_server": "stun.example.com:3478",
+                     "turn_server": "turn.example.com:3478", "turn_user": "turnuser",
+                     "turn_password": "turn-Secret-1"},
+                    {"name": "Phones-Rollout", "coder": "G711A,G722"},
+                    {"name": "Gateways", "type": "GW"},
+                ],
+            }
+        ]
+    },
+    "phones": [
+        {"mac": "00:15:65:11:22:33", "user": "alice", "cn": "Alice Example",
+         "password": "Alice-Pwd-1", "category": "Phones"},
+    ],
+}
+
+
+# --- the schema walker -----------------------------------------------------------------------
+
+
+def _where(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _build(cls: type[T], data: Any, path: str) -> T:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a table")
+    fields = attrs.fields_dict(cls)
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            raise ConfigError(f"{_where(path, key)}: unknown key")
+    kwargs = {key: _convert(value, hints[key], _where(path, key)) for key, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required key is missing
+        missing = [n for n, f in fields.items() if f.default is attrs.NOTHING and n not in data]
+        raise ConfigError(f"{_where(path, missing[0])}: missing" if missing else str(exc)) from None
+
+
+def _convert(value: Any, kind: Any, path: str) -> Any:
+    origin = get_origin(kind)
+    if origin in (Union, types.UnionType):
+        if value is None:
+            return None
+        inner = [a for a in get_args(kind) if a is not type(None)]
+        return _convert(value, inner[0], path)
+    if attrs.has(kind):
+        return _build(kind, value, path)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected an array")
+        item_kind = get_args(kind)[0]
+        return tuple(_convert(v, item_kind, f"{path}[{i}]") for i, v in enumerate(value))
+    if kind is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a table")
+        return dict(value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: expected a number")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string")
+        return value
+    raise TypeError(f"unsupported config type {kind!r} at {path}")  # a bug in this module
