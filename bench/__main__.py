@@ -12,13 +12,14 @@ import sys
 
 from provd import logs
 
-from . import micro, storm
+from . import micro, provision, storm
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--phones", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--provision-phones", type=int, default=300)
     parser.add_argument("--only", choices=["micro", "storm", "provision"], action="append")
     args = parser.parse_args()
     logs.configure("warning", fmt="kv")
@@ -29,12 +30,7 @@ def main() -> int:
     if "storm" in only:
         rows += storm.run(args.phones, args.concurrency)
     if "provision" in only:
-        try:
-            from . import provision
-        except ImportError:
-            pass
-        else:
-            rows += provision.run()
+        rows += provision.run(args.provision_phones)
     widths = [max(len(r[i]) for r in [("benchmark", "rate", "time"), *rows]) for i in range(3)]
     header = ("benchmark", "rate", "time / latency")
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))

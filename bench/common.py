@@ -1,21 +1,12 @@
-"""Shared helpers for the benchmarks: timing, percentiles, a provd process, seeding."""
+"""Shared helpers for the benchmarks: percentiles, seeding, RSS, a provd child's config."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from provd.store.database import Database
 
-#: Configuration items like the simulated Devices sends (TURN password left out: it would
-#: need the device password to be encrypted realistically; the sim benchmarks cover it).
+#: Configuration items like the simulated Devices sends.
 CONFIG_ITEMS = {
     "PHONE": {"type": "PHONE", "coder": "G722,OPUS-WB,G711A,G711u,G729"},
     "MEDIA": {"type": "MEDIA", "stunServer": "stun.example.com:3478"},
@@ -33,12 +24,6 @@ VENDOR_OUI = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -47,13 +32,16 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[k]
 
 
+def macs(count: int) -> list[str]:
+    ouis = list(VENDOR_OUI.values())
+    return [f"{ouis[i % len(ouis)]}{i:06x}" for i in range(count)]
+
+
 def seed_phones(db_path: str, count: int) -> list[str]:
     """Store ``count`` provisioned phones (spread over the vendors); return their MACs."""
     db = Database(db_path)
-    macs = []
-    ouis = list(VENDOR_OUI.values())
-    for i in range(count):
-        mac = f"{ouis[i % len(ouis)]}{i:06x}"
+    result = macs(count)
+    for i, mac in enumerate(result):
         db.upsert_phone(
             mac=mac,
             code=f"{i:012d}",
@@ -68,9 +56,8 @@ def seed_phones(db_path: str, count: int) -> list[str]:
         for ctype, item in CONFIG_ITEMS.items():
             db.put_config_item(mac, ctype, item)
         db.set_state(mac, "provisioned")
-        macs.append(mac)
     db.close()
-    return macs
+    return result
 
 
 def rss_kib(pid: int) -> int:
@@ -80,45 +67,15 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-@contextmanager
-def provd_process(workdir: Path, config_text: str) -> Iterator[subprocess.Popen]:
-    """Run ``provd run`` with ``config_text``; stop it with SIGTERM afterwards."""
-    config = workdir / "provd.toml"
-    config.write_text(config_text)
-    log = open(workdir / "provd.log", "ab")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "provd", "run", "--config", str(config)],
-        cwd=workdir,
-        stdout=log,
-        stderr=log,
-        env=_env(),
+def provd_config(
+    workdir: Path, *, password: str = "bench-password", appservice_port: int = 0, extra: str = ""
+) -> Path:
+    """Write a benchmark config (loopback, port 0 for phones, info logs) and return its path."""
+    path = workdir / "provd.toml"
+    path.write_text(
+        f'[appservice]\nlisten = "127.0.0.1:{appservice_port}"\npassword = "{password}"\n'
+        '[phones]\nlisten = "127.0.0.1:0"\nmiss_limit = 1000000\n'
+        f'[store]\npath = "{workdir / "provd.db"}"\n[log]\nlevel = "info"\nformat = "kv"\n'
+        f'[control]\nsocket = "{workdir / "ctl.sock"}"\n' + extra
     )
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-def _env() -> dict[str, str]:
-    """The environment for a provd child: this checkout importable even from another cwd."""
-    root = str(Path(__file__).resolve().parent.parent)
-    path = os.environ.get("PYTHONPATH", "")
-    return {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": os.pathsep.join(p for p in (root, path) if p),
-    }
-
-
-def wait_for_line(path: Path, needle: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and needle in path.read_text(errors="replace"):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{needle!r} not in {path} after {timeout} s")
+    return path

@@ -16,35 +16,18 @@ from pathlib import Path
 import httpx
 import trio
 
-from provd.phones import Vendor, vendor_for_oui
+from provd.child import DaemonChild
+from provd.phones import vendor_for_oui
+from provd.phones.examples import phone_request
 
-from .common import free_port, percentile, provd_process, rss_kib, seed_phones, wait_for_line
-
-USER_AGENT = {
-    Vendor.YEALINK: "Yealink SIP-T46S 66.86.0.15 {mac_colon}",
-    Vendor.SNOM: "Mozilla/4.0 (compatible; snomD785-SIP 10.1.73.16 1.1.5-IFX-05.01.12 {MAC})",
-    Vendor.GRANDSTREAM: "Grandstream Model HW GXP2170 SW 1.0.11.3 DevId {mac}",
-    Vendor.FANVIL: "Fanvil X4U 2.12.4 {mac}",
-    Vendor.POLY: "FileTransport PolycomVVX-VVX_411-UA/5.9.5.0614",
-}
-FILE = {
-    Vendor.YEALINK: "/{mac}.cfg",
-    Vendor.SNOM: "/{MAC}.xml",
-    Vendor.GRANDSTREAM: "/Grandstream/cfg{mac}.xml",
-    Vendor.FANVIL: "/{mac}.cfg",
-    Vendor.POLY: "/{mac}-user.cfg",
-}
+from .common import percentile, provd_config, rss_kib, seed_phones
 
 
 def _request(mac: str) -> tuple[str, dict[str, str]]:
     vendor = vendor_for_oui(mac)
     assert vendor is not None
-    fmt = {
-        "mac": mac,
-        "MAC": mac.upper(),
-        "mac_colon": ":".join(mac[i : i + 2] for i in range(0, 12, 2)),
-    }
-    return FILE[vendor].format(**fmt), {"User-Agent": USER_AGENT[vendor].format(**fmt)}
+    request = phone_request(vendor, mac)
+    return request.path, {"User-Agent": request.user_agent}
 
 
 async def _storm(base: str, macs: list[str], concurrency: int) -> tuple[float, list[float]]:
@@ -108,44 +91,40 @@ def _wrk(base: str, script: Path, concurrency: int, seconds: int) -> tuple[float
     return requests / (duration_us / 1e6), p50 / 1e6, p99 / 1e6
 
 
-def run(phones: int = 1000, concurrency: int = 50) -> list[tuple[str, str, str]]:
+async def _run(phones: int, concurrency: int) -> list[tuple[str, str, str]]:
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         workdir = Path(tmp)
         start = time.perf_counter()
-        macs = seed_phones(str(workdir / "provd.db"), phones)
+        seeded = seed_phones(str(workdir / "provd.db"), phones)
         seed_time = time.perf_counter() - start
-        port, app_port = free_port(), free_port()
-        config = (
-            f'[appservice]\nlisten = "127.0.0.1:{app_port}"\npassword = "bench-password"\n'
-            f'[phones]\nlisten = "127.0.0.1:{port}"\nmiss_limit = 1000000\n'
-            '[store]\npath = "provd.db"\n[log]\nlevel = "info"\nformat = "kv"\n'
-        )
-        with provd_process(workdir, config) as proc:
+        daemon = DaemonChild(provd_config(workdir))
+        async with trio.open_nursery() as nursery:
             start = time.perf_counter()
-            wait_for_line(workdir / "provd.log", "daemon.ready", timeout=60)
+            await daemon.start(nursery)
             startup = time.perf_counter() - start
-            rss_idle = rss_kib(proc.pid)
-            base = f"http://127.0.0.1:{port}"
-            cold_time, cold = trio.run(_storm, base, macs, concurrency)
+            rss_idle = rss_kib(daemon.pid)
+            base = daemon.phones_url
+            cold_time, cold = await _storm(base, seeded, concurrency)
             if shutil.which("wrk"):
                 script = workdir / "storm.lua"
-                _wrk_script(macs, script)
-                rate, p50, p99 = _wrk(base, script, concurrency, seconds=5)
+                _wrk_script(seeded, script)
+                rate, p50, p99 = await trio.to_thread.run_sync(_wrk, base, script, concurrency, 5)
                 warm_row = (
                     f"boot storm warm (wrk), {concurrency} conns",
                     f"{rate:,.0f} req/s",
                     f"p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms",
                 )
             else:
-                warm_time, warm = trio.run(_storm, base, macs, concurrency)
+                warm_time, warm = await _storm(base, seeded, concurrency)
                 warm_row = (
                     f"boot storm warm (httpx, client-bound), {concurrency} clients",
                     f"{len(warm) / warm_time:,.0f} req/s",
                     f"p50 {percentile(warm, 50) * 1e3:.1f} ms, "
                     f"p99 {percentile(warm, 99) * 1e3:.1f} ms",
                 )
-            rss_after = rss_kib(proc.pid)
+            rss_after = rss_kib(daemon.pid)
+            await daemon.stop()
     rows.append(
         (
             f"seed {phones} phones (SQLite)",
@@ -170,3 +149,7 @@ def run(phones: int = 1000, concurrency: int = 50) -> list[tuple[str, str, str]]
         )
     )
     return rows
+
+
+def run(phones: int = 1000, concurrency: int = 50) -> list[tuple[str, str, str]]:
+    return trio.run(_run, phones, concurrency)
