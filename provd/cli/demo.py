@@ -166,10 +166,11 @@ async def _demo(workdir: Path, verbose: bool) -> int:
             stranger = await client.get(
                 "/805ec0ffffff.cfg", headers={"User-Agent": "Yealink SIP-T46S 66.86.0.15"}
             )
-            say(
-                f"  unknown MAC               GET /805ec0ffffff.cfg           "
-                f"HTTP {stranger.status_code}"
-            )
+            path = "/805ec0ffffff.cfg"
+            say(f"  {'(unknown)':<11} GET {path:<32} HTTP {stranger.status_code}")
+            refused = stranger.status_code == 404
+            for row in rows:
+                row.ok &= refused
 
         await daemon.stop()
         nursery.cancel_scope.cancel()
