@@ -207,7 +207,11 @@ class AppSession:
             await self._result(msg, f"invalid MAC: {exc.reason}")
             return
         with structlog.contextvars.bound_contextvars(mac=mac):
-            outcome = await self._provision_phone(mac, msg)
+            try:
+                outcome = await self._provision_phone(mac, msg)
+            except Exception:  # a store failure: answer, keep the session
+                log.exception("provisioning.internal_error")
+                outcome = Outcome(ok=False, error="provd could not store the phone")
             if outcome.ok:
                 log.info("provisioning.ok")
                 await self._result(msg, None)

@@ -1,8 +1,8 @@
 """The state store actor: the only writer to SQLite.
 
 Theory of operation: callers put operations into one bounded mailbox; the actor takes them
-in order and runs them on a single worker thread (``CapacityLimiter(1)``), so SQLite is
-touched by one thread only and the event loop never blocks on it. An operation's caller is
+in order and runs them in a worker thread under ``CapacityLimiter(1)``, so SQLite is
+touched by one thread at a time and the event loop never blocks on it. An operation's caller is
 answered only after its transaction committed, so a protocol step acknowledged to a peer is
 on disk. When several operations are waiting, the actor runs them in one thread hop (each
 still its own transaction), which keeps a boot storm of fetch records cheap.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,10 @@ class Database:
             # Secrets live here (SIP and device passwords): owner-only from the first byte.
             fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
             os.close(fd)
-        self.db = sqlite_utils.Database(path)
+        # The store actor runs every operation under CapacityLimiter(1): one at a time, but
+        # trio's thread cache may pick a different worker thread each time. Serialized use
+        # from several threads is safe; sqlite3's same-thread check would refuse it.
+        self.db = sqlite_utils.Database(sqlite3.connect(path, check_same_thread=False))
         conn = self.db.conn
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")

@@ -73,3 +73,30 @@ async def test_call_after_close_raises(tmp_path):
         store.close()
     with pytest.raises(StoreClosed):
         await store.call(lambda db: None)
+
+
+async def test_operations_may_run_on_different_worker_threads(tmp_path, nursery):
+    """The connection works from whichever worker thread trio's cache hands the op to."""
+    import threading
+
+    store = Store(str(tmp_path / "s.db"))
+    await nursery.start(store.run)
+    threads = set()
+    release = threading.Event()
+
+    def note_thread(db, key):
+        threads.add(threading.get_ident())
+        db.set_setting(key, "x")
+
+    await store.call(lambda db: note_thread(db, "a"))
+    async with trio.open_nursery() as inner:
+        # Keep the store's cached worker busy elsewhere, so the next op needs another thread.
+        inner.start_soon(trio.to_thread.run_sync, release.wait)
+        await trio.testing.wait_all_tasks_blocked()
+        try:
+            await store.call(lambda db: note_thread(db, "b"))
+        finally:
+            release.set()
+    assert await store.call(lambda db: (db.setting("a"), db.setting("b"))) == ("x", "x")
+    assert len(threads) == 2
+    store.close()
