@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import attrs
 import structlog
@@ -36,6 +38,7 @@ from ..protocol.sysclient import (
     PasswordAssigned,
     ProvisionResult,
     SysclientDevice,
+    TunnelFrame,
     TunnelReceived,
     encode_frame,
 )
@@ -127,7 +130,7 @@ async def _connection(record: PhoneRecord, url: str, ctx: PhoneContext) -> None:
             async with connect(target, connect_timeout=p.handshake_timeout) as ws:
                 log.debug("sysclient.connected", url=target, with_code=not record.assigned)
                 await ws.send_message(device.start())
-                tunnel = TunnelEndpoint(lambda _req: _status_page(ctx, record.mac))
+                link = _Link(record, ctx, TunnelEndpoint(lambda _r: _status_page(ctx, record.mac)))
                 while True:
                     data = await _receive(ws)
                     events = device.receive(data)
@@ -139,7 +142,7 @@ async def _connection(record: PhoneRecord, url: str, ctx: PhoneContext) -> None:
                         ctx.handshakes.release()
                         await _set_online(ctx, record.mac, True)
                     for event in events:
-                        for frame in await _apply(event, record, device, tunnel, ctx):
+                        for frame in await _HANDLERS[type(event)](event, link):
                             await ws.send_message(encode_frame(frame))
     except trio.TooSlowError:
         raise HandshakeFailed("handshake timed out") from None
@@ -159,39 +162,74 @@ async def _receive(ws: tw.WebSocketConnection) -> bytes:
     return data
 
 
-async def _apply(event, record: PhoneRecord, device: SysclientDevice, tunnel, ctx: PhoneContext):
-    mac = record.mac
-    store = ctx.store
-    if isinstance(event, PasswordAssigned):
-        register_secret(event.password)
-        await store.call(lambda db: db.set_sysclient_password(mac, event.password))
-        await _refresh(ctx, mac)
-        log.info("sysclient.password_assigned")
-    elif isinstance(event, Authenticated):
-        log.info("sysclient.authenticated")
-    elif isinstance(event, ConfigReceived):
-        item = event.item
-        revision = await store.call(lambda db: db.put_config_item(mac, item.type, item.item))
-        log.info("sysclient.config_item", type=item.type, last=item.last, revision=revision)
-        if event.completes_initial:
-            current = ctx.directory.get(mac)
-            if current is not None and current.state != "provisioned":
-                await store.call(lambda db: db.set_state(mac, "provisioned"))
-            await _refresh(ctx, mac)
-            log.info("phone.provisioned" if not record.assigned else "phone.config_current")
-            ctx.outcomes.report(mac, record.code, Outcome(ok=True))
-        else:
-            await _refresh(ctx, mac)
-    elif isinstance(event, AdminPasswordReceived):
-        register_secret(event.password)
-        await store.call(lambda db: db.set_admin_password(mac, event.password))
-        await _refresh(ctx, mac)
-        log.info("sysclient.admin_password_received")
-    elif isinstance(event, ProvisionResult):
-        log.info("sysclient.provision_result_ignored")
-    elif isinstance(event, TunnelReceived):
-        return tunnel.receive(event.frame)
+@attrs.define
+class _Link:
+    """What the event handlers of one live Sysclient connection need."""
+
+    record: PhoneRecord
+    ctx: PhoneContext
+    tunnel: TunnelEndpoint
+
+    @property
+    def mac(self) -> str:
+        return self.record.mac
+
+
+async def _on_password(event: PasswordAssigned, link: _Link) -> list[TunnelFrame]:
+    """Commit the device password first: it is the phone's only credential from now on."""
+    register_secret(event.password)
+    await link.ctx.store.call(lambda db: db.set_sysclient_password(link.mac, event.password))
+    await _refresh(link.ctx, link.mac)
+    log.info("sysclient.password_assigned")
     return []
+
+
+async def _on_authenticated(event: Authenticated, link: _Link) -> list[TunnelFrame]:
+    log.info("sysclient.authenticated")
+    return []
+
+
+async def _on_config(event: ConfigReceived, link: _Link) -> list[TunnelFrame]:
+    item, store, mac = event.item, link.ctx.store, link.mac
+    revision = await store.call(lambda db: db.put_config_item(mac, item.type, item.item))
+    log.info("sysclient.config_item", type=item.type, last=item.last, revision=revision)
+    if event.completes_initial:
+        current = link.ctx.directory.get(mac)
+        if current is not None and current.state != "provisioned":
+            await store.call(lambda db: db.set_state(mac, "provisioned"))
+    await _refresh(link.ctx, mac)
+    if event.completes_initial:
+        log.info("phone.config_current" if link.record.assigned else "phone.provisioned")
+        link.ctx.outcomes.report(mac, link.record.code, Outcome(ok=True))
+    return []
+
+
+async def _on_admin_password(event: AdminPasswordReceived, link: _Link) -> list[TunnelFrame]:
+    register_secret(event.password)
+    await link.ctx.store.call(lambda db: db.set_admin_password(link.mac, event.password))
+    await _refresh(link.ctx, link.mac)
+    log.info("sysclient.admin_password_received")
+    return []
+
+
+async def _on_provision_result(event: ProvisionResult, link: _Link) -> list[TunnelFrame]:
+    log.info("sysclient.provision_result_ignored")  # FXS only; provd provisions no FXS
+    return []
+
+
+async def _on_tunnel(event: TunnelReceived, link: _Link) -> list[TunnelFrame]:
+    return link.tunnel.receive(event.frame)
+
+
+#: One hop from a Sysclient event to its handler; each returns frames to send back.
+_HANDLERS: dict[type, Callable[[Any, _Link], Awaitable[list[TunnelFrame]]]] = {
+    PasswordAssigned: _on_password,
+    Authenticated: _on_authenticated,
+    ConfigReceived: _on_config,
+    AdminPasswordReceived: _on_admin_password,
+    ProvisionResult: _on_provision_result,
+    TunnelReceived: _on_tunnel,
+}
 
 
 async def _refresh(ctx: PhoneContext, mac: str) -> None:

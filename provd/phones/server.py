@@ -32,6 +32,7 @@ from provd.phones.identify import IdentifyError, identify
 from provd.phones.model import PhoneData
 from provd.phones.render import Renderer
 from provd.phones.settings import PhonesSettings
+from provd.transport.asgi import lifespan
 
 log = structlog.get_logger()
 
@@ -136,7 +137,7 @@ class PhonesApp:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -249,16 +250,6 @@ def _header(scope: dict[str, Any], name: bytes) -> str:
         if key.lower() == name:
             return value.decode("latin-1")
     return ""
-
-
-async def _lifespan(receive: Any, send: Any) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 def hypercorn_config(settings: PhonesSettings) -> HypercornConfig:

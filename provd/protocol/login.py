@@ -37,6 +37,56 @@ class LoginState(enum.Enum):
     FAILED = "failed"
 
 
+@attrs.frozen(kw_only=True)
+class Identity:
+    """Who a login claims to be: every field but ``pbx_obj`` goes into the digest."""
+
+    app: str
+    domain: str = ""
+    sip: str = ""
+    guid: str = ""
+    dn: str = ""
+    pbx_obj: str | None = None
+    info: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, login: AppLogin | GetServiceLoginResult) -> Identity:
+        return cls(
+            app=login.app,
+            domain=login.domain,
+            sip=login.sip,
+            guid=login.guid,
+            dn=login.dn,
+            pbx_obj=login.pbx_obj,
+            info=login.info,
+        )
+
+    def digest(self, challenge: str, password: str) -> str:
+        return crypto.login_digest(
+            app=self.app,
+            domain=self.domain,
+            sip=self.sip,
+            guid=self.guid,
+            dn=self.dn,
+            info=self.info,
+            challenge=challenge,
+            password=password,
+        )
+
+    def login(self, digest: str) -> AppLogin:
+        """The ``AppLogin`` message carrying this identity and ``digest``."""
+        return AppLogin(
+            app=self.app,
+            domain=self.domain,
+            sip=self.sip,
+            guid=self.guid,
+            dn=self.dn,
+            pbx_obj=self.pbx_obj,
+            info=self.info,
+            digest=digest,
+        )
+
+
 class ServerLogin:
     """Verifies one client's login against ``password``.
 
@@ -74,16 +124,7 @@ class ServerLogin:
         if challenge is None:
             self.state = LoginState.FAILED
             return msg.reply(AppLoginResult, ok=False, error="no challenge")
-        expected = crypto.login_digest(
-            app=msg.app,
-            domain=msg.domain,
-            sip=msg.sip,
-            guid=msg.guid,
-            dn=msg.dn,
-            info=msg.info,
-            challenge=challenge,
-            password=self._password,
-        )
+        expected = Identity.of(msg).digest(challenge, self._password)
         if not crypto.digests_equal(expected, msg.digest):
             self.state = LoginState.FAILED
             return msg.reply(AppLoginResult, ok=False, error="login failed")
@@ -91,19 +132,6 @@ class ServerLogin:
         self.login = msg
         self.session_key = crypto.session_key(challenge, self._password)
         return msg.reply(AppLoginResult, ok=True)
-
-
-@attrs.frozen(kw_only=True)
-class Identity:
-    """Who a password login claims to be; every field goes into the digest."""
-
-    app: str
-    domain: str = ""
-    sip: str = ""
-    guid: str = ""
-    dn: str = ""
-    pbx_obj: str | None = None
-    info: dict[str, Any] | None = None
 
 
 class ClientLogin:
@@ -147,25 +175,7 @@ class ClientLogin:
         ident, password = self._identity, self._password
         assert ident is not None and password is not None
         self.session_key = crypto.session_key(msg.challenge, password)
-        return AppLogin(
-            app=ident.app,
-            domain=ident.domain,
-            sip=ident.sip,
-            guid=ident.guid,
-            dn=ident.dn,
-            pbx_obj=ident.pbx_obj,
-            info=ident.info,
-            digest=crypto.login_digest(
-                app=ident.app,
-                domain=ident.domain,
-                sip=ident.sip,
-                guid=ident.guid,
-                dn=ident.dn,
-                info=ident.info,
-                challenge=msg.challenge,
-                password=password,
-            ),
-        )
+        return ident.login(ident.digest(msg.challenge, password))
 
     def on_service_login(self, result: GetServiceLoginResult, pbx_session_key: str) -> AppLogin:
         """Turn the PBX's ready-made login into our ``AppLogin``.
@@ -180,16 +190,7 @@ class ClientLogin:
             self.state = LoginState.FAILED
             raise LoginRefused(f"PBX refused service login: {result.error}")
         self.session_key = crypto.app_decrypt(result.salt, pbx_session_key, result.key)
-        return AppLogin(
-            app=result.app,
-            domain=result.domain,
-            sip=result.sip,
-            guid=result.guid,
-            dn=result.dn,
-            info=result.info,
-            digest=result.digest,
-            pbx_obj=result.pbx_obj,
-        )
+        return Identity.of(result).login(result.digest)
 
     def on_result(self, msg: AppLoginResult) -> None:
         """Raises :class:`LoginRefused` unless the server said ``ok``."""
@@ -217,26 +218,12 @@ def make_service_login(
     key travels RC4-encrypted under ``salt`` and the caller's PBX-connection session key.
     """
     salt = salt if salt is not None else secrets.token_hex(8)
-    digest = crypto.login_digest(
-        app=request.app,
-        domain=caller.domain,
-        sip=caller.sip,
-        guid=caller.guid,
-        dn=caller.dn,
-        info=caller.info,
-        challenge=request.challenge,
-        password=target_password,
-    )
+    login = attrs.evolve(caller, app=request.app)
+    digest = login.digest(request.challenge, target_password)
     target_key = crypto.session_key(request.challenge, target_password)
     return request.reply(
         GetServiceLoginResult,
-        app=request.app,
-        domain=caller.domain,
-        sip=caller.sip,
-        guid=caller.guid,
-        dn=caller.dn,
-        pbx_obj=caller.pbx_obj,
-        info=caller.info,
+        **attrs.asdict(login, recurse=False),
         digest=digest,
         salt=salt,
         key=crypto.app_encrypt(salt, pbx_session_key, target_key),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ..protocol import ProtocolError, normalize_mac
+from ..transport.asgi import lifespan
 
 if TYPE_CHECKING:
     from .devices import DevicesApp
@@ -44,22 +45,12 @@ async def _plain(send: Any, status: int, text: str) -> None:
                    text.encode())
 
 
-async def _lifespan(receive: Any, send: Any) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
 def passthrough_app(devices: DevicesApp, base_path: str):
     prefix = (base_path + "passthrough/").encode()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
