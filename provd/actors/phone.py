@@ -85,18 +85,17 @@ async def run_phone(mac: str, ctx: PhoneContext) -> None:
                 log.info("phone.gone")
                 return
             url = await ctx.locator.wait_url()
-            try:
-                await _connection(record, url, ctx)
-                reason = "closed by Devices"
-                backoff.reset()
-            except (ConnectionLost, HandshakeFailed, ProtocolError) as exc:
-                reason = exc.reason
-            except (OSError, tw.HandshakeError, trio.BrokenResourceError) as exc:
-                reason = f"cannot connect: {type(exc).__name__}"
+            attempt = await _attempt(record, url, ctx)
+            if attempt.admitted:
+                backoff.reset()  # a working connection ended: start the back-off afresh
             await _set_online(ctx, mac, False)
             record = ctx.directory.get(mac)
             if record is None:
                 return
+            reason = attempt.reason
+            if attempt.moved:
+                log.info("sysclient.devices_moved", url=ctx.locator.url)
+                continue  # reconnect at once, to the new URL
             if not record.assigned:
                 refusals += 1
                 log.warning("sysclient.code_attempt_failed", reason=reason, attempt=refusals)
@@ -114,8 +113,41 @@ async def run_phone(mac: str, ctx: PhoneContext) -> None:
                 await ctx.locator.wait_changed()  # a new Devices URL: retry at once
 
 
-async def _connection(record: PhoneRecord, url: str, ctx: PhoneContext) -> None:
-    """One Sysclient connection, from handshake to close."""
+@attrs.define
+class _Attempt:
+    """How one connection attempt ended."""
+
+    reason: str = ""
+    admitted: bool = False  # the handshake completed
+    moved: bool = False  # ended because the PBX announced another Devices URL
+
+
+async def _attempt(record: PhoneRecord, url: str, ctx: PhoneContext) -> _Attempt:
+    """One connection, ended early if the Devices service moves. Never raises for the
+    failures a network peer can cause; their reason is in the result."""
+    attempt = _Attempt()
+
+    async def connect_and_serve() -> None:
+        try:
+            await _connection(record, url, ctx, attempt)
+        except (ConnectionLost, HandshakeFailed, ProtocolError) as exc:
+            attempt.reason = exc.reason
+        except (OSError, tw.HandshakeError, trio.BrokenResourceError) as exc:
+            attempt.reason = f"cannot connect: {type(exc).__name__}"
+        nursery.cancel_scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(connect_and_serve)
+        while ctx.locator.url == url:
+            await ctx.locator.wait_changed()
+        attempt.moved = True
+        attempt.reason = "Devices service moved"
+        nursery.cancel_scope.cancel()
+    return attempt
+
+
+async def _connection(record: PhoneRecord, url: str, ctx: PhoneContext, attempt: _Attempt) -> None:
+    """One Sysclient connection, from handshake to close (always by an exception)."""
     p = ctx.config.provisioning
     identify = Identify(id=record.mac, product=p.product, version=__version__, other=True)
     if record.assigned:
@@ -137,7 +169,7 @@ async def _connection(record: PhoneRecord, url: str, ctx: PhoneContext) -> None:
                     for frame in device.outgoing():
                         await ws.send_message(frame)
                     if device.state is DeviceState.READY and not handshake_done:
-                        handshake_done = True
+                        handshake_done = attempt.admitted = True
                         handshake_scope.deadline = math.inf
                         ctx.handshakes.release()
                         await _set_online(ctx, record.mac, True)
