@@ -175,3 +175,26 @@ async def test_provisioning_without_devices_times_out_with_error(tmp_path, nurse
             record = d.directory.get("0004f2aabbcc")
             assert record is not None and record.state == "pending"
     d.shutdown()
+
+
+async def test_tls_app_service(tmp_path, nursery):
+    """With tls_cert/tls_key the app service speaks wss and logins work over it."""
+    import ssl
+
+    from provd.actors.daemon import Daemon
+
+    from ..tlsutil import self_signed
+    from .conftest import make_config
+
+    cert, key = self_signed(tmp_path)
+    d = Daemon(make_config(tmp_path, appservice={"tls_cert": str(cert), "tls_key": str(key)}))
+    bound = await nursery.start(d.run)
+    assert bound.appservice_url.startswith("wss://")
+    context = ssl.create_default_context(cafile=str(cert))
+    with trio.fail_after(5):
+        async with connect(bound.appservice_url, ssl_context=context) as ws:
+            conn = AppWebsocket(ws)
+            await login_with_password(conn, PBX, PASSWORD)
+            await conn.send(AppInfo(src="tls"))
+            assert (await conn.receive_kind(AppInfoResult)).src == "tls"
+    d.shutdown()

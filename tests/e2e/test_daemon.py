@@ -4,6 +4,7 @@ import functools
 import signal
 import sqlite3
 
+import attrs
 import trio
 from structlog.testing import capture_logs
 
@@ -195,3 +196,32 @@ async def test_operator_cli_and_no_secret_in_any_output(tmp_path, nursery):
         assert "event=sysclient.password_assigned" in everything  # the run was logged
         for secret in secrets:
             assert secret and secret not in everything, "a secret leaked into the output"
+
+
+async def test_repeated_request_is_idempotent(tmp_path, nursery):
+    """The same MAC and code again is answered ok at once, without a new registration."""
+    with trio.fail_after(60):
+        sim, provd = await start_installation(nursery, tmp_path)
+        (first,) = await sim.provision(PHONES[:1])
+        assert first.ok
+        mark = len(provd.lines)
+        (again,) = await sim.provision([attrs.evolve(PHONES[0], code=first.code)])
+        assert again.ok, again
+        await provd.wait_for("event=provisioning.ok", after=mark)
+        assert len(sim.passwords_issued(PHONES[0].mac)) == 1
+        assert not any("sysclient.password_assigned" in line for line in provd.lines[mark:])
+        assert await provd.stop() == 0
+
+
+async def test_render_masks_secrets_unless_asked(tmp_path, nursery):
+    """provd render masks the SIP password; --show-secrets prints it."""
+    with trio.fail_after(60):
+        sim, provd = await start_installation(nursery, tmp_path)
+        (result,) = await sim.provision(PHONES[:1])
+        assert result.ok
+        masked = await run_cli(provd, "render", PHONES[0].mac)
+        clear = await run_cli(provd, "render", PHONES[0].mac, "--show-secrets")
+        assert masked.returncode == clear.returncode == 0
+        assert PHONES[0].password not in masked.stdout and "********" in masked.stdout
+        assert PHONES[0].password in clear.stdout
+        assert await provd.stop() == 0

@@ -23,8 +23,9 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def sim(nursery, fake_provd, clock) -> Simulator:
     """A running simulator whose PBX points at the fake provd."""
-    simulator = Simulator(sim_config(), clock=clock,
-                          backoff=Backoff(initial=0.01, cap=0.04, rng=random.Random(7)))
+    simulator = Simulator(
+        sim_config(), clock=clock, backoff=Backoff(initial=0.01, cap=0.04, rng=random.Random(7))
+    )
     simulator.set_provd(fake_provd.url)
     await nursery.start(simulator.run)
     return simulator

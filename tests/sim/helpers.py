@@ -34,23 +34,35 @@ def sim_config(**overrides) -> SimConfig:
     """A small installation: two domains, three categories in the first."""
     data = {
         "provd": {"url": None, "password": PROVD_PASSWORD},
-        "pbx": {"reconnect_initial": 0.01, "reconnect_cap": 0.04,
-                "users": [{"sip": "alice", "num": "201", "dn": "Alice", "email": "a@x.org",
-                           "guid": "g-alice"}],
-                "node": {"name": "node-a", "country_code": "49", "prefix_intl": "00"}},
+        "pbx": {
+            "reconnect_initial": 0.01,
+            "reconnect_cap": 0.04,
+            "users": [
+                {"sip": "alice", "num": "201", "dn": "Alice", "email": "a@x.org", "guid": "g-alice"}
+            ],
+            "node": {"name": "node-a", "country_code": "49", "prefix_intl": "00"},
+        },
         "devices": {
             "password": DEVICES_PASSWORD,
             "categories_per_result": 2,
             "tunnel_chunk": 7,
             "domains": [
-                {"name": "example.com", "admin_password": ADMIN_PASSWORD, "categories": [
-                    {"name": "Phones", "stun_server": "stun.example.com",
-                     "turn_server": "turn.example.com", "turn_user": "tu",
-                     "turn_password": TURN_PASSWORD,
-                     "extra": [{"type": "VENDOR_X", "value": 1}]},
-                    {"name": "Rollout", "coder": "G711A"},
-                    {"name": "Gateways", "type": "GW"},
-                ]},
+                {
+                    "name": "example.com",
+                    "admin_password": ADMIN_PASSWORD,
+                    "categories": [
+                        {
+                            "name": "Phones",
+                            "stun_server": "stun.example.com",
+                            "turn_server": "turn.example.com",
+                            "turn_user": "tu",
+                            "turn_password": TURN_PASSWORD,
+                            "extra": [{"type": "VENDOR_X", "value": 1}],
+                        },
+                        {"name": "Rollout", "coder": "G711A"},
+                        {"name": "Gateways", "type": "GW"},
+                    ],
+                },
                 {"name": "other.org", "categories": [{"name": "Phones"}]},
             ],
         },
@@ -133,21 +145,29 @@ async def pbx_handshake(peer: Peer, *, title: str = "provd") -> None:
 
 
 @contextlib.asynccontextmanager
-async def devices_client(sim: Simulator, *, domain: str = "example.com",
-                         password: str = DEVICES_PASSWORD) -> AsyncIterator[AppWebsocket]:
+async def devices_client(
+    sim: Simulator, *, domain: str = "example.com", password: str = DEVICES_PASSWORD
+) -> AsyncIterator[AppWebsocket]:
     """A Devices API session logged in with the instance password."""
     from provd.transport import login_with_password
 
     assert sim.addresses is not None
     async with connect(sim.addresses.devices_url) as ws:
         conn = AppWebsocket(ws)
-        await login_with_password(conn, Identity(app="devices-api", domain=domain, sip="provd",
-                                                 dn="provd"), password)
+        await login_with_password(
+            conn, Identity(app="devices-api", domain=domain, sip="provd", dn="provd"), password
+        )
         yield conn
 
 
-async def sysclient_connect(sim: Simulator, nursery: trio.Nursery, ident: Identify, *,
-                            code: str | None = None, password: str | None = None):
+async def sysclient_connect(
+    sim: Simulator,
+    nursery: trio.Nursery,
+    ident: Identify,
+    *,
+    code: str | None = None,
+    password: str | None = None,
+):
     """Open a sysclient connection and send the first identify; return ``(ws, device)``."""
     device = SysclientDevice(ident, code=code, password=password)
     assert sim.addresses is not None

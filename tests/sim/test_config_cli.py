@@ -25,15 +25,24 @@ class TestConfig:
         config = SimConfig.default()
         assert config.phones and config.devices.domains[0].categories
 
-    @pytest.mark.parametrize(("data", "key"), [
-        ({"pbx": {"domian": "x"}}, "pbx.domian"),
-        ({"devices": {"domains": [{"name": "d", "categories": [{"name": "c", "codr": "x"}]}]}},
-         "devices.domains[0].categories[0].codr"),
-        ({"devices": {"categories_per_result": "2"}}, "devices.categories_per_result"),
-        ({"phones": [{"user": "u"}]}, "phones[0].mac"),
-        ({"phones": [{"mac": "zz", "user": "u"}]}, "phones[0].mac"),
-        ({"log_level": "loud"}, "log_level"),
-    ])
+    @pytest.mark.parametrize(
+        ("data", "key"),
+        [
+            ({"pbx": {"domian": "x"}}, "pbx.domian"),
+            (
+                {
+                    "devices": {
+                        "domains": [{"name": "d", "categories": [{"name": "c", "codr": "x"}]}]
+                    }
+                },
+                "devices.domains[0].categories[0].codr",
+            ),
+            ({"devices": {"categories_per_result": "2"}}, "devices.categories_per_result"),
+            ({"phones": [{"user": "u"}]}, "phones[0].mac"),
+            ({"phones": [{"mac": "zz", "user": "u"}]}, "phones[0].mac"),
+            ({"log_level": "loud"}, "log_level"),
+        ],
+    )
     def test_bad_key_named(self, data, key):
         with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
             SimConfig.from_mapping(data)
@@ -56,8 +65,15 @@ class TestCli:
         assert "devices.listn" in capsys.readouterr().err
 
     def test_flags_override_file(self):
-        args = self.parse("--config", str(EXAMPLE), "--provd-url", "ws://h:1/p",
-                          "--provd-password", "pw", "--no-provision")
+        args = self.parse(
+            "--config",
+            str(EXAMPLE),
+            "--provd-url",
+            "ws://h:1/p",
+            "--provd-password",
+            "pw",
+            "--no-provision",
+        )
         config = sim_cli.load_config(args)
         assert (config.provd.url, config.provd.password) == ("ws://h:1/p", "pw")
         assert config.provision_on_start is False
@@ -71,12 +87,15 @@ class TestCli:
     async def test_run_provisions_configured_phones(self, nursery):
         """The standalone runner provisions the configured phone once provd is listed."""
         fake = await FakeProvd().start(nursery)
-        config = SimConfig.from_mapping({
-            "provd": {"url": fake.url, "password": PROVD_PASSWORD},
-            "phones": [{"mac": "001565000001", "user": "u", "password": "p"}],
-            "devices": {"domains": [{"name": "example.com",
-                                     "categories": [{"name": "Phones"}]}]},
-        })
+        config = SimConfig.from_mapping(
+            {
+                "provd": {"url": fake.url, "password": PROVD_PASSWORD},
+                "phones": [{"mac": "001565000001", "user": "u", "password": "p"}],
+                "devices": {
+                    "domains": [{"name": "example.com", "categories": [{"name": "Phones"}]}]
+                },
+            }
+        )
         with trio.fail_after(HANG):
             sim = await nursery.start(sim_cli.run, config)
             await pbx_handshake(await fake.next_peer())

@@ -74,10 +74,12 @@ class TestDomain:
         assert long.valid_until == clock.now + ROLLOUT_TTL
         clock.now += CODE_TTL + 1
         with pytest.raises(Refused, match="expired"):
-            domain.identify_with_code(Identify(id=IDENT.id, product="p", version="1",
-                                               provisioning_code=short.code))
-        assert domain.identify_with_code(Identify(id=IDENT.id, product="p", version="1",
-                                                  provisioning_code=long.code))
+            domain.identify_with_code(
+                Identify(id=IDENT.id, product="p", version="1", provisioning_code=short.code)
+            )
+        assert domain.identify_with_code(
+            Identify(id=IDENT.id, product="p", version="1", provisioning_code=long.code)
+        )
 
     def test_unknown_and_non_config_categories(self, domain):
         with pytest.raises(DomainError, match="unknown category"):
@@ -98,10 +100,16 @@ class TestDomain:
     def test_verify_digest(self, domain):
         code = domain.issue_code(domain_id=1, category="Phones").code
         password = domain.identify_with_code(
-            Identify(id=IDENT.id, product="p", version="1", provisioning_code=code)).password
-        good = Identify(id=IDENT.id, product="p", version="1",
-                        digest=crypto.sysclient_digest(id=IDENT.id, product="p", version="1",
-                                                       challenge="4711", password=password))
+            Identify(id=IDENT.id, product="p", version="1", provisioning_code=code)
+        ).password
+        good = Identify(
+            id=IDENT.id,
+            product="p",
+            version="1",
+            digest=crypto.sysclient_digest(
+                id=IDENT.id, product="p", version="1", challenge="4711", password=password
+            ),
+        )
         assert domain.verify_digest(good, "4711").mac == IDENT.id
         with pytest.raises(Refused, match="wrong digest"):
             domain.verify_digest(good, "4712")
@@ -113,8 +121,9 @@ class TestDomain:
     def test_state_round_trip(self, domain):
         """Devices and codes survive a save/load; online does not."""
         code = domain.issue_code(domain_id=1, category="Rollout").code
-        domain.identify_with_code(Identify(id=IDENT.id, product="p", version="1",
-                                           provisioning_code=code))
+        domain.identify_with_code(
+            Identify(id=IDENT.id, product="p", version="1", provisioning_code=code)
+        )
         domain.set_online(IDENT.id, True)
         copy = DevicesDomain(sim_config().devices.domains)
         copy.load_json(domain.to_json())
@@ -131,10 +140,13 @@ class TestSysclientServer:
         device, _server, events, server_events = pair(domain, code=code)
         assert isinstance(server_events[0], Admitted) and server_events[0].admission.first_use
         password = next(e.password for e in events if isinstance(e, PasswordAssigned))
-        assert next(e.password for e in events
-                    if isinstance(e, AdminPasswordReceived)) == ADMIN_PASSWORD
-        media = next(e.item.item for e in events
-                     if isinstance(e, ConfigReceived) and e.item.type == "MEDIA")
+        assert (
+            next(e.password for e in events if isinstance(e, AdminPasswordReceived))
+            == ADMIN_PASSWORD
+        )
+        media = next(
+            e.item.item for e in events if isinstance(e, ConfigReceived) and e.item.type == "MEDIA"
+        )
         assert decrypt_turn_password(media, password) == TURN_PASSWORD
         assert device.initial_config_done
         device2, _, events2, server_events2 = pair(domain, password=password)
@@ -147,8 +159,10 @@ class TestSysclientServer:
         _, server, _, server_events = pair(domain, password="wrong" * 6)
         assert server_events == [Closed("wrong digest")] and server.outgoing() == []
 
-    @pytest.mark.parametrize("data", [b"", b"\x09", b"\x01\x00", b"\x01\x00\x00{",
-                                      b"\x02\x00\x00\x00\x01\x00\x00\x00\x00"])
+    @pytest.mark.parametrize(
+        "data",
+        [b"", b"\x09", b"\x01\x00", b"\x01\x00\x00{", b"\x02\x00\x00\x00\x01\x00\x00\x00\x00"],
+    )
     def test_garbage_closes(self, domain, data):
         """Malformed frames or a tunnel before admission: Closed, never an exception."""
         server = SysclientServer(domain)
@@ -201,14 +215,18 @@ class TestTunnelRelay:
         relay.start("GET", "/", [], b"")
         relay.on_frame(TunnelFrame(1, TunnelEvent.RECEIVE_RESULT, b"HTTP/1.0 200 OK\r\n\r\nab"))
         assert relay.on_frame(TunnelFrame(1, TunnelEvent.SHUTDOWN)) == [
-            TunnelFrame(1, TunnelEvent.SHUTDOWN)]
+            TunnelFrame(1, TunnelEvent.SHUTDOWN)
+        ]
         assert relay.response.body == b"ab"
 
     def test_truncated_response_is_an_error(self):
         relay = TunnelRelay(1, chunk=100)
         relay.start("GET", "/", [], b"")
-        relay.on_frame(TunnelFrame(1, TunnelEvent.RECEIVE_RESULT,
-                                   b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab"))
+        relay.on_frame(
+            TunnelFrame(
+                1, TunnelEvent.RECEIVE_RESULT, b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab"
+            )
+        )
         with pytest.raises(TunnelError):
             relay.on_frame(TunnelFrame(1, TunnelEvent.SHUTDOWN))
 
@@ -222,33 +240,46 @@ class TestServices:
     def test_service_login_round_trip(self):
         """A ClientLogin decrypts the key the registry encrypted and gets the target's key."""
         registry = ServiceRegistry()
-        registry.set(ServiceEntry(name="svc", url="ws://x/", password="target-pw",
-                                  apis={"api": {}}))
+        registry.set(
+            ServiceEntry(name="svc", url="ws://x/", password="target-pw", apis={"api": {}})
+        )
         client = ClientLogin(service="svc")
         client.start()
         ask = client.on_challenge(AppChallengeResult(challenge="123"))
         pbx_key = crypto.session_key("c", "pbx")
-        result = registry.service_login(ask, caller=Identity(app="a", domain="d"),
-                                        pbx_session_key=pbx_key)
+        result = registry.service_login(
+            ask, caller=Identity(app="a", domain="d"), pbx_session_key=pbx_key
+        )
         login = client.on_service_login(decode_text(encode_text(result)), pbx_key)
         assert client.session_key == crypto.session_key("123", "target-pw")
-        assert login.digest == crypto.login_digest(app="svc", domain="d", sip="", guid="",
-                                                   dn="", info=None, challenge="123",
-                                                   password="target-pw")
+        assert login.digest == crypto.login_digest(
+            app="svc",
+            domain="d",
+            sip="",
+            guid="",
+            dn="",
+            info=None,
+            challenge="123",
+            password="target-pw",
+        )
 
     def test_unknown_service_and_unpublished_not_listed(self):
         registry = ServiceRegistry()
         registry.set(ServiceEntry(name="quiet", url="ws://q/", password="p"))
         assert registry.services_info().services == ()
-        result = registry.service_login(GetServiceLogin(app="nope", challenge="1"),
-                                        caller=Identity(app="a"), pbx_session_key="k")
+        result = registry.service_login(
+            GetServiceLogin(app="nope", challenge="1"),
+            caller=Identity(app="a"),
+            pbx_session_key="k",
+        )
         assert result.error == "unknown service"
 
 
 class TestApiSession:
     def test_categories_one_result_when_empty(self, domain):
-        session = DevicesApiSession(domain, login_domain="example.com", admin=True,
-                                    categories_per_result=2)
+        session = DevicesApiSession(
+            domain, login_domain="example.com", admin=True, categories_per_result=2
+        )
         (result,) = session.handle(GetProvisioningCategories(type="DECT", src="s"))
         assert result.last and result.categories == () and result.src == "s"
 
@@ -262,8 +293,7 @@ class TestFaultPlan:
     def test_drop_rule_consumed(self):
         plan = FaultPlan()
         plan.drop_after(Party.SYSCLIENT, "IDENTIFY", times=2)
-        hits = [plan.should_drop(Party.SYSCLIENT, "IDENTIFY", Direction.RECEIVED)
-                for _ in range(3)]
+        hits = [plan.should_drop(Party.SYSCLIENT, "IDENTIFY", Direction.RECEIVED) for _ in range(3)]
         assert hits == [True, True, False]
         assert not plan.should_drop(Party.PBX, "IDENTIFY", Direction.RECEIVED)
 

@@ -51,7 +51,9 @@ from .helpers import (
 MAC = "001565aabbcc"
 BODY = b"<html>" + b"x" * 40 + b"</html>"
 PAGE = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s" % (
-    len(BODY), BODY)
+    len(BODY),
+    BODY,
+)
 IDENT = Identify(id=MAC, product="provd", version="1", name="Desk")
 
 
@@ -153,7 +155,6 @@ class TestApi:
             async with devices_client(sim) as api:
                 await api.send(GetLoginInfo())
                 await api.receive()
-
 
     async def test_delay_fault(self, sim):
         """delay(DEVICES_API, s) holds every answer back by s seconds."""
@@ -343,7 +344,8 @@ class TestPassthrough:
             async with devices_client(sim) as api, httpx.AsyncClient() as http:
                 key = await self.login_key(api)
                 response = await http.get(
-                    f"{sim.addresses.passthrough_base}{MAC}/{key}/admin/index.html?x=1")
+                    f"{sim.addresses.passthrough_base}{MAC}/{key}/admin/index.html?x=1"
+                )
         assert response.status_code == 200
         assert response.content == BODY
         assert response.headers["content-type"] == "text/html"
@@ -362,8 +364,7 @@ class TestPassthrough:
                 forbidden = await http.get(f"{base}{MAC}/not-a-key/")
                 unknown = await http.get(f"{base}0015650000ff/{key}/")
                 offline = await http.get(f"{base}{MAC}/{key}/")
-        assert (forbidden.status_code, unknown.status_code, offline.status_code) == (
-            403, 404, 502)
+        assert (forbidden.status_code, unknown.status_code, offline.status_code) == (403, 404, 502)
 
 
 async def test_unknown_path_closed(sim):
@@ -379,8 +380,7 @@ async def test_plain_login_identity_domain_selects_domain(sim):
     with trio.fail_after(HANG):
         async with connect(sim.addresses.devices_url) as ws:
             api = AppWebsocket(ws)
-            await login_with_password(api, Identity(app="x", domain="other.org"),
-                                      DEVICES_PASSWORD)
+            await login_with_password(api, Identity(app="x", domain="other.org"), DEVICES_PASSWORD)
             await api.send(GetLoginInfo())
             info = await api.receive()
             await api.send(GetProvisioningCategories())

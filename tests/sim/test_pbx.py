@@ -42,7 +42,11 @@ class TestLogin:
             peer = await fake_provd.next_peer()
             login = peer.login.login
             assert (login.app, login.domain, login.sip, login.pbx_obj) == (
-                "provd", "example.com", "provd", "provd")
+                "provd",
+                "example.com",
+                "provd",
+                "provd",
+            )
             assert list(login.info) == ["appobj", "cn", "apps", "appurl"]
             assert login.info["apps"] == [{"name": "provd"}]
             assert login.info["appurl"] == "http" + fake_provd.url.removeprefix("ws")
@@ -57,8 +61,7 @@ class TestLogin:
     async def test_wrong_password_refused_and_retried_with_backoff(self, nursery):
         """provd refuses a wrong App-object password; the PBX retries, doubling its delay."""
         fake = await FakeProvd(password="something-else").start(nursery)
-        sim = Simulator(sim_config(), backoff=Backoff(initial=0.01, cap=0.04,
-                                                      rng=random.Random(1)))
+        sim = Simulator(sim_config(), backoff=Backoff(initial=0.01, cap=0.04, rng=random.Random(1)))
         sim.set_provd(fake.url)
         await nursery.start(sim.run)
         with trio.fail_after(HANG):
@@ -128,8 +131,9 @@ class TestServices:
             devices = info.find(DEVICES_API)
 
             async def ask_pbx(request: GetServiceLogin) -> GetServiceLoginResult:
-                await peer.conn.send(GetServiceLogin(app=request.app,
-                                                     challenge=request.challenge, src="gsl"))
+                await peer.conn.send(
+                    GetServiceLogin(app=request.app, challenge=request.challenge, src="gsl")
+                )
                 result = await peer.next()
                 assert isinstance(result, GetServiceLoginResult) and result.src == "gsl"
                 return result
@@ -152,12 +156,20 @@ class TestServices:
             await peer.conn.send(GetServiceLogin(app="provd@example.com", challenge="4711"))
             result = await peer.next(skip=(ServicesInfo,))
         assert isinstance(result, GetServiceLoginResult) and not result.error
-        expected = crypto.login_digest(app=result.app, domain=result.domain, sip=result.sip,
-                                       guid=result.guid, dn=result.dn, info=result.info,
-                                       challenge="4711", password=sim.config.provd.password)
+        expected = crypto.login_digest(
+            app=result.app,
+            domain=result.domain,
+            sip=result.sip,
+            guid=result.guid,
+            dn=result.dn,
+            info=result.info,
+            challenge="4711",
+            password=sim.config.provd.password,
+        )
         assert result.digest == expected
-        assert crypto.app_decrypt(result.salt, peer.session_key, result.key) == \
-            crypto.session_key("4711", sim.config.provd.password)
+        assert crypto.app_decrypt(result.salt, peer.session_key, result.key) == crypto.session_key(
+            "4711", sim.config.provd.password
+        )
 
     async def test_unknown_service_is_an_error(self, sim, fake_provd):
         """GetServiceLogin for a service the PBX does not know is answered with an error."""
@@ -204,8 +216,7 @@ class TestPbxApiOnTheWire:
             state = await peer.next()
             assert state.up and state.num == "201" and state.src == "p"
             assert isinstance(await peer.next(), PresenceUpdate)
-            await peer.conn.send(SetPresence(sip="alice", contact="tel:", activity="busy",
-                                             src="s"))
+            await peer.conn.send(SetPresence(sip="alice", contact="tel:", activity="busy", src="s"))
             result = await peer.next()
             update = await peer.next()
         assert isinstance(result, SetPresenceResult) and result.error is None

@@ -22,8 +22,10 @@ from provd.sim.pbxapi import PbxApiState
 
 
 def state():
-    return PbxApiState((PbxUser(sip="alice", num="201", dn="Alice", guid="g1"),),
-                       NodeInfo(name="n", country_code="43"))
+    return PbxApiState(
+        (PbxUser(sip="alice", num="201", dn="Alice", guid="g1"),),
+        NodeInfo(name="n", country_code="43"),
+    )
 
 
 class TestPresence:
@@ -50,13 +52,15 @@ class TestProfiles:
         (added,) = api.handle(AddProfile(name="Favs"))
         (sub,) = api.handle(SubscribeProfile(src="p"))
         assert sub.profile.id == added.id and sub.profile.contacts == ()
-        result, note = api.handle(AddProfileContact(id=added.id, contact=Contact(
-            dn="Bob", sip="bob", num="202")))
+        result, note = api.handle(
+            AddProfileContact(id=added.id, contact=Contact(dn="Bob", sip="bob", num="202"))
+        )
         assert result.error is None and isinstance(note, ProfileContactAdded)
         assert note.src == "p" and note.profile.contact.dsp == "Bob"
         contact_id = note.profile.contact.id
-        (upd,) = api.handle(UpdateProfileContact(id=added.id, contact=Contact(id=contact_id,
-                                                                            num="999")))
+        (upd,) = api.handle(
+            UpdateProfileContact(id=added.id, contact=Contact(id=contact_id, num="999"))
+        )
         assert upd.error is None and api.profiles[added.id].contacts[0].num == "999"
         _, deleted = api.handle(DelProfileContact(id=added.id, contact=Contact(id=contact_id)))
         assert isinstance(deleted, ProfileContactDeleted)

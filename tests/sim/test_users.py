@@ -78,8 +78,12 @@ async def test_phone_message_contents(sim, fake_provd, nursery):
     assert isinstance(msg, ProvisioningPhone) and msg.src
     assert msg.seed1.isdigit() and len(msg.seed1) == 23
     assert crypto.app_decrypt(msg.seed1, users.session_key, msg.password) == "Pä-1"
-    assert (msg.mac, msg.hwid, msg.usename, msg.cn) == ("001565000001", "001565000001",
-                                                        "alice", "Alice")
+    assert (msg.mac, msg.hwid, msg.usename, msg.cn) == (
+        "001565000001",
+        "001565000001",
+        "alice",
+        "Alice",
+    )
     assert (msg.domain, msg.dns) == ("example.com", "pbx.example.com")
     (code,) = sim.codes()
     assert msg.code == code.code and code.sip == "alice"
@@ -90,8 +94,9 @@ async def test_errors_and_timeouts_reported_per_phone(sim, fake_provd, nursery):
     with trio.fail_after(HANG):
         users, box = await start(sim, fake_provd, nursery, PHONES[:3], phone_timeout=0.2)
         first = await users.next()
-        await users.conn.send(first.reply(ProvisioningPhoneResult, result="error",
-                                          error="bad code"))
+        await users.conn.send(
+            first.reply(ProvisioningPhoneResult, result="error", error="bad code")
+        )
         await users.next()  # second: never answered
         third = await users.next()
         await users.conn.send(third.reply(ProvisioningPhoneResult, result="ok"))
@@ -108,8 +113,9 @@ async def test_given_code_sent_verbatim(sim, fake_provd, nursery):
     with trio.fail_after(HANG):
         users, box = await start(sim, fake_provd, nursery, [phone])
         msg = await users.next()
-        await users.conn.send(msg.reply(ProvisioningPhoneResult, result="error",
-                                        error="code refused"))
+        await users.conn.send(
+            msg.reply(ProvisioningPhoneResult, result="error", error="code refused")
+        )
         await box["done"].wait()
     assert msg.code == "000000000000" and sim.codes() == []
     assert box["results"][0].outcome == "error"
@@ -147,10 +153,13 @@ async def test_end_to_end_with_a_device_playing_provd(sim, fake_provd, nursery):
         users, box = await start(sim, fake_provd, nursery, PHONES[1:2])
         msg = await users.next()
         ws, device = await sysclient_connect(
-            sim, nursery, Identify(id=msg.mac, product="provd", version="1"), code=msg.code)
+            sim, nursery, Identify(id=msg.mac, product="provd", version="1"), code=msg.code
+        )
         events = await device_events(
-            ws, device, lambda ev: any(isinstance(e, ConfigReceived) and e.completes_initial
-                                       for e in ev))
+            ws,
+            device,
+            lambda ev: any(isinstance(e, ConfigReceived) and e.completes_initial for e in ev),
+        )
         await users.conn.send(msg.reply(ProvisioningPhoneResult, result="ok"))
         await box["done"].wait()
     assert box["results"][0].ok
@@ -165,14 +174,24 @@ async def test_no_secret_in_logs(sim, fake_provd, nursery):
         users, box = await start(sim, fake_provd, nursery, PHONES[:1])
         msg = await users.next()
         ws, device = await sysclient_connect(
-            sim, nursery, Identify(id=msg.mac, product="provd", version="1"), code=msg.code)
-        await device_events(ws, device, lambda ev: any(
-            isinstance(e, ConfigReceived) and e.completes_initial for e in ev))
+            sim, nursery, Identify(id=msg.mac, product="provd", version="1"), code=msg.code
+        )
+        await device_events(
+            ws,
+            device,
+            lambda ev: any(isinstance(e, ConfigReceived) and e.completes_initial for e in ev),
+        )
         await users.conn.send(msg.reply(ProvisioningPhoneResult, result="ok"))
         await box["done"].wait()
-    secrets = [PHONES[0].password, msg.password, users.session_key, device.password,
-               sim.config.provd.password, sim.config.devices.password,
-               sim.config.devices.domains[0].admin_password]
+    secrets = [
+        PHONES[0].password,
+        msg.password,
+        users.session_key,
+        device.password,
+        sim.config.provd.password,
+        sim.config.devices.password,
+        sim.config.devices.domains[0].admin_password,
+    ]
     text = repr(logs)
     assert logs and not [s for s in secrets if s in text]
 
