@@ -210,7 +210,12 @@ class _Link:
 async def _on_password(event: PasswordAssigned, link: _Link) -> list[TunnelFrame]:
     """Commit the device password first: it is the phone's only credential from now on."""
     register_secret(event.password)
-    await link.ctx.store.call(lambda db: db.set_sysclient_password(link.mac, event.password))
+    code = link.record.code
+    stored = await link.ctx.store.call(
+        lambda db: db.set_sysclient_password(link.mac, event.password, code)
+    )
+    if not stored:  # a newer ProvisioningPhone replaced this code meanwhile
+        raise ConnectionLost("provisioning code superseded")
     await _refresh(link.ctx, link.mac)
     log.info("sysclient.password_assigned")
     return []

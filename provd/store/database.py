@@ -159,11 +159,20 @@ class Database:
         assert record is not None
         return record, new_code
 
-    def set_sysclient_password(self, mac: str, password: str) -> None:
+    def set_sysclient_password(self, mac: str, password: str, code: str | None = None) -> bool:
+        """Store the device password Devices assigned for ``code``.
+
+        With ``code`` given, the write only lands while the phone still has that code: a
+        password from a registration that a newer ``ProvisioningPhone`` superseded must
+        not end up on the new code's record. Returns whether it was stored.
+        """
+        query = "UPDATE phones SET sysclient_password = ?, updated = ? WHERE mac = ?"
+        params: list[Any] = [password, self._clock(), mac]
+        if code is not None:
+            query += " AND code = ?"
+            params.append(code)
         with self.db.conn:
-            self.db["phones"].update(
-                mac, {"sysclient_password": password, "updated": self._clock()}
-            )
+            return self.db.execute(query, params).rowcount > 0
 
     def set_admin_password(self, mac: str, password: str) -> None:
         with self.db.conn:

@@ -149,3 +149,13 @@ def test_all_offline(db):
     assert db.phone("112233445566").online
     db.set_all_offline()
     assert not db.phone("112233445566").online
+
+
+def test_password_for_superseded_code_not_stored(db):
+    """A device password assigned for an old code does not land on the new code's record."""
+    add(db, code="111")
+    add(db, code="222")  # a newer ProvisioningPhone
+    assert not db.set_sysclient_password("112233445566", "stale", code="111")
+    assert db.phone("112233445566").sysclient_password == ""
+    assert db.set_sysclient_password("112233445566", "fresh", code="222")
+    assert db.phone("112233445566").sysclient_password == "fresh"
