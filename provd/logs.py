@@ -81,13 +81,9 @@ def register_secret(value: str | None) -> None:
         _secrets.add(value)
 
 
-def _scrub(text: str) -> str:
-    return _secrets.scrub(text)
-
-
 def _scrub_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _scrub(value)
+        return _secrets.scrub(value)
     if isinstance(value, dict):
         return {k: MASK if _is_secret_name(k) else _scrub_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

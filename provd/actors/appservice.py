@@ -104,7 +104,6 @@ class AppSession:
         self.login = login
         self.ctx = ctx
         self.tracker = RequestTracker("provd")
-        self.pbx_info: PbxInfo | None = None
         self._nursery: trio.Nursery | None = None
         self._handlers: dict[type[Message], Callable[[Any], Awaitable[None]]] = {
             AppInfo: self._on_app_info,
@@ -177,7 +176,6 @@ class AppSession:
     # --- the PBX App-object connection ------------------------------------------------------
 
     async def _on_pbx_info(self, msg: PbxInfo) -> None:
-        self.pbx_info = msg
         if self not in self.ctx.pbx_sessions:
             self.ctx.pbx_sessions.append(self)
         log.info("pbx.info", domain=msg.domain, pbx=msg.pbx, apis=",".join(msg.apis))

@@ -24,7 +24,6 @@ from .. import __version__, logs, systemd
 from ..config import DEFAULT_PASSWORD, Config, ConfigError
 from ..phones import FetchRecord, PhonesApp, Renderer, serve_phones
 from ..store.actor import Store
-from ..store.records import FetchRow
 from ..transport import serve
 from . import control
 from .appservice import AppServiceContext, handle_connection
@@ -209,17 +208,7 @@ class Daemon:
         return self.directory.data(mac)
 
     async def _record_fetch(self, fetch: FetchRecord) -> None:
-        row = FetchRow(
-            mac=fetch.mac,
-            time=fetch.time,
-            address=fetch.address,
-            user_agent=fetch.user_agent,
-            vendor=fetch.vendor,
-            model=fetch.model or "",
-            firmware=fetch.firmware or "",
-            file=fetch.file,
-        )
-        self.store.submit(lambda db: db.record_fetches([row]))
+        self.store.submit(lambda db: db.record_fetches([fetch]))
 
     # --- control socket -----------------------------------------------------------------------
 

@@ -142,9 +142,6 @@ class Outcomes:
         if event is not None:
             event.set()
 
-    def peek(self, mac: str, code: str) -> Outcome | None:
-        return self._results.get((mac, code))
-
     async def wait(self, mac: str, code: str) -> Outcome:
         key = (mac, code)
         while key not in self._results:

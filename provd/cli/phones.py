@@ -105,7 +105,15 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("  none")
     else:
         rows = [
-            [_when(f.time), f.address, f.file, f.vendor, f.model, f.firmware, f.user_agent]
+            [
+                _when(f.time),
+                f.address,
+                f.file,
+                f.vendor,
+                f.model or "",
+                f.firmware or "",
+                f.user_agent,
+            ]
             for f in fetches
         ]
         print(table(rows, ["TIME", "ADDRESS", "FILE", "VENDOR", "MODEL", "FIRMWARE", "USER-AGENT"]))

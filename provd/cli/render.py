@@ -7,19 +7,10 @@ import sys
 
 from ..actors.state import phone_data
 from ..phones import IdentifyError, Renderer, Vendor, identify, vendor_for_oui
+from ..phones.examples import phone_request
 from ..protocol import ProtocolError, normalize_mac
 from ..store.database import Database
 from .common import add_config_argument, load_config
-
-#: The per-phone file each vendor asks for, by MAC (lowercase ``m``, uppercase ``M``).
-PHONE_FILE = {
-    Vendor.YEALINK: "{m}.cfg",
-    Vendor.SNOM: "{M}.xml",
-    Vendor.GRANDSTREAM: "cfg{m}.xml",
-    Vendor.FANVIL: "{m}.cfg",
-    Vendor.POLY: "{m}-user.cfg",
-    Vendor.GIGASET: "{m}.xml",
-}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,7 +48,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             f"provd: cannot tell the vendor of {mac} from its OUI; give --vendor", file=sys.stderr
         )
         return 2
-    name = args.file or PHONE_FILE[vendor].format(m=mac, M=mac.upper())
+    name = args.file or phone_request(vendor, mac).path.rsplit("/", 1)[1]
     try:
         ident = identify(f"/{vendor.value}/{name}", None)
     except IdentifyError as exc:

@@ -128,10 +128,6 @@ class DevicesApp:
         """MACs with an admitted sysclient connection right now."""
         return set(self._online)
 
-    @property
-    def live_connections(self) -> int:
-        return len(self._live)
-
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[DevicesAddresses]

@@ -165,9 +165,6 @@ class DevicesDomain:
             None,
         )
 
-    def device_by_id(self, device_id: int) -> DeviceRecord | None:
-        return next((d for d in self.devices.values() if d.id == device_id), None)
-
     def device_view(self, device: DeviceRecord, *, uri: str = "") -> Device:
         return Device(
             id=device.id,
@@ -366,9 +363,6 @@ class DevicesDomain:
         after = {item["type"]: item for item in plain_items(cat.settings)}
         self.on_change()
         return {t for t, item in after.items() if before.get(t) != item}
-
-    def devices_in_category(self, category_id: int) -> list[DeviceRecord]:
-        return [d for d in self.devices.values() if d.category_id == category_id]
 
     # --- persistence (the CLI's optional state file) ---------------------------------------
 

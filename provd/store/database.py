@@ -14,10 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import sqlite_utils
 
+from ..phones.fetch import FetchRecord
 from . import schema
-from .records import FetchRow, PhoneRecord
+from .records import PhoneRecord
 
 _PHONE_COLUMNS = [
     "mac",
@@ -79,13 +81,13 @@ class Database:
             for row in self.db.query("SELECT * FROM phones ORDER BY mac")
         ]
 
-    def fetches(self, mac: str, limit: int = 20) -> list[FetchRow]:
+    def fetches(self, mac: str, limit: int = 20) -> list[FetchRecord]:
         rows = self.db.query(
             "SELECT mac, time, address, user_agent, vendor, model, firmware, file FROM fetches"
             " WHERE mac = ? ORDER BY time DESC, id DESC LIMIT ?",
             [mac, limit],
         )
-        return [FetchRow(**row) for row in rows]
+        return [FetchRecord(**row) for row in rows]
 
     def setting(self, key: str) -> str | None:
         rows = list(self.db.query("SELECT value FROM settings WHERE key = ?", [key]))
@@ -219,9 +221,9 @@ class Database:
             cursor = self.db.execute("DELETE FROM phones WHERE mac = ?", [mac])
         return cursor.rowcount > 0
 
-    def record_fetches(self, rows: list[FetchRow]) -> None:
+    def record_fetches(self, rows: list[FetchRecord]) -> None:
         with self.db.conn:
-            self.db["fetches"].insert_all([vars_of(r) for r in rows])
+            self.db["fetches"].insert_all([attrs.asdict(r) for r in rows])
 
     def set_setting(self, key: str, value: str) -> None:
         with self.db.conn:
@@ -230,9 +232,3 @@ class Database:
     def _revision(self, mac: str) -> int:
         rows = list(self.db.query("SELECT revision FROM phones WHERE mac = ?", [mac]))
         return int(rows[0]["revision"]) if rows else 0
-
-
-def vars_of(row: FetchRow) -> dict[str, Any]:
-    import attrs
-
-    return attrs.asdict(row)

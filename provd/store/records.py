@@ -33,15 +33,3 @@ class PhoneRecord:
     def assigned(self) -> bool:
         """Devices gave this phone a password: reconnect with the challenge, not the code."""
         return bool(self.sysclient_password)
-
-
-@frozen(kw_only=True)
-class FetchRow:
-    mac: str
-    time: float
-    address: str
-    user_agent: str
-    vendor: str
-    model: str
-    firmware: str
-    file: str

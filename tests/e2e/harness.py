@@ -85,9 +85,6 @@ class ProvdProcess(DaemonChild):
         await super().start(nursery)
         self.port = self.appservice_port
 
-    def signal(self, signum: int) -> None:
-        self.send_signal(signum)
-
 
 async def start_installation(nursery: trio.Nursery, workdir: Path, **provd_kw):
     """The simulator and a provd child pointed at each other."""

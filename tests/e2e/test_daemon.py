@@ -139,7 +139,7 @@ async def test_sighup_changes_log_level_and_keeps_pbx_session(tmp_path, nursery)
         provd.level = "debug"
         provd.write_config()
         mark = len(provd.lines)
-        provd.signal(signal.SIGHUP)
+        provd.send_signal(signal.SIGHUP)
         await provd.wait_for("event=daemon.reloaded log_level=debug", after=mark)
         (result,) = await sim.provision(PHONES[:1])
         assert result.ok
@@ -147,7 +147,7 @@ async def test_sighup_changes_log_level_and_keeps_pbx_session(tmp_path, nursery)
         assert sim.pbx.status.logins == logins and sim.pbx.status.connected
         # A broken config is refused and the old one kept.
         provd.config_path.write_text("[log]\nlevel = 'shouting'\n")
-        provd.signal(signal.SIGHUP)
+        provd.send_signal(signal.SIGHUP)
         await provd.wait_for("event=daemon.reload_refused", after=mark)
         assert sim.pbx.status.logins == logins
         assert await provd.stop() == 0

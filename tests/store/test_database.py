@@ -6,9 +6,9 @@ import stat
 
 import pytest
 
+from provd.phones.fetch import FetchRecord
 from provd.store import schema
 from provd.store.database import Database
-from provd.store.records import FetchRow
 
 
 def add(db, mac="112233445566", code="111", **kw):
@@ -97,7 +97,7 @@ def test_remove_phone_removes_everything(db):
     db.put_config_item("112233445566", "PHONE", {"type": "PHONE"})
     db.record_fetches(
         [
-            FetchRow(
+            FetchRecord(
                 mac="112233445566",
                 time=1.0,
                 address="127.0.0.1",
@@ -118,7 +118,7 @@ def test_fetches_newest_first(db):
     """Fetches come back newest first."""
     add(db)
     rows = [
-        FetchRow(
+        FetchRecord(
             mac="112233445566",
             time=float(t),
             address="a",
