@@ -30,16 +30,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[1],
     )
     parser.add_argument("--config", metavar="FILE", help="TOML file (default: built-in)")
-    parser.add_argument("--provd-url", metavar="URL",
-                        help="provd's app-service websocket URL (overrides provd.url)")
-    parser.add_argument("--provd-password", metavar="PASSWORD",
-                        help="provd's instance password (overrides provd.password)")
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
-                        help="overrides log_level")
-    parser.add_argument("--log-format", choices=["auto", "console", "kv", "json"],
-                        default="auto")
-    parser.add_argument("--no-provision", action="store_true",
-                        help="do not provision the configured phones on start")
+    parser.add_argument(
+        "--provd-url", metavar="URL", help="provd's app-service websocket URL (overrides provd.url)"
+    )
+    parser.add_argument(
+        "--provd-password",
+        metavar="PASSWORD",
+        help="provd's instance password (overrides provd.password)",
+    )
+    parser.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="overrides log_level"
+    )
+    parser.add_argument("--log-format", choices=["auto", "console", "kv", "json"], default="auto")
+    parser.add_argument(
+        "--no-provision",
+        action="store_true",
+        help="do not provision the configured phones on start",
+    )
     parser.set_defaults(handler=main)
 
 
@@ -94,8 +101,9 @@ async def _until_signalled(config: SimConfig) -> None:
                 break
 
 
-async def run(config: SimConfig, *, task_status: trio.TaskStatus[Simulator]
-              = trio.TASK_STATUS_IGNORED) -> None:
+async def run(
+    config: SimConfig, *, task_status: trio.TaskStatus[Simulator] = trio.TASK_STATUS_IGNORED
+) -> None:
     """Run the simulator until cancelled; provision the configured phones once."""
     sim = Simulator(config)
 
@@ -107,16 +115,27 @@ async def run(config: SimConfig, *, task_status: trio.TaskStatus[Simulator]
     sim.domain.password_factory = issued_password
     async with trio.open_nursery() as nursery:
         addresses = await nursery.start(sim.run)
-        log.info("sim.ready", provd=config.provd.url, devices=addresses.devices_url,
-                 sysclients=addresses.sysclients_url, passthrough=addresses.passthrough_base)
+        log.info(
+            "sim.ready",
+            provd=config.provd.url,
+            devices=addresses.devices_url,
+            sysclients=addresses.sysclients_url,
+            passthrough=addresses.passthrough_base,
+        )
         task_status.started(sim)
         if config.provision_on_start and config.phones:
             if config.provd.url is None:
                 log.warning("sim.no_provd_url")
                 return
-            await sim.pbx.watch.wait_until(lambda: sim.registry.find(
-                "com.innovaphone.provisioning"))
+            await sim.pbx.watch.wait_until(
+                lambda: sim.registry.find("com.innovaphone.provisioning")
+            )
             results = await sim.provision(wait=float("inf"))
             for result in results:
-                log.info("sim.provisioned", mac=result.mac, outcome=result.outcome,
-                         error=result.error, latency=round(result.latency, 3))
+                log.info(
+                    "sim.provisioned",
+                    mac=result.mac,
+                    outcome=result.outcome,
+                    error=result.error,
+                    latency=round(result.latency, 3),
+                )

@@ -38,8 +38,9 @@ class ProvdTarget:
 
     #: AppWebsocket URL of provd's app service; the PBX App object connects here and the
     #: Users service sends ProvisioningPhone here. Empty: set later (``Simulator.set_provd``).
-    url: str | None = attrs.field(default="ws://127.0.0.1:8090/provd",
-                                  converter=lambda v: v or None)
+    url: str | None = attrs.field(
+        default="ws://127.0.0.1:8090/provd", converter=lambda v: v or None
+    )
     #: The App object's password = provd's instance password.
     password: str = "provd-secret"  # noqa: S105 (a simulator default)
     #: The service name (sip URI) under which the PBX lists provd in ServicesInfo.
@@ -235,9 +236,13 @@ DEFAULT: dict[str, Any] = {
                 "name": "example.com",
                 "admin_password": "admin-Pwd-42",
                 "categories": [
-                    {"name": "Phones", "stun_server": "stun.example.com:3478",
-                     "turn_server": "turn.example.com:3478", "turn_user": "turnuser",
-                     "turn_password": "turn-Secret-1"},
+                    {
+                        "name": "Phones",
+                        "stun_server": "stun.example.com:3478",
+                        "turn_server": "turn.example.com:3478",
+                        "turn_user": "turnuser",
+                        "turn_password": "turn-Secret-1",
+                    },
                     {"name": "Phones-Rollout", "coder": "G711A,G722"},
                     {"name": "Gateways", "type": "GW"},
                 ],
@@ -245,8 +250,13 @@ DEFAULT: dict[str, Any] = {
         ]
     },
     "phones": [
-        {"mac": "00:15:65:11:22:33", "user": "alice", "cn": "Alice Example",
-         "password": "Alice-Pwd-1", "category": "Phones"},
+        {
+            "mac": "00:15:65:11:22:33",
+            "user": "alice",
+            "cn": "Alice Example",
+            "password": "Alice-Pwd-1",
+            "category": "Phones",
+        },
     ],
 }
 

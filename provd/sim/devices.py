@@ -75,8 +75,9 @@ def _frame_name(data: bytes) -> str:
 class _SysclientConn:
     """One admitted-or-not device connection; sends are serialised under a lock."""
 
-    def __init__(self, ws: tw.WebSocketConnection, machine: SysclientServer,
-                 faults: FaultPlan) -> None:
+    def __init__(
+        self, ws: tw.WebSocketConnection, machine: SysclientServer, faults: FaultPlan
+    ) -> None:
         self.ws = ws
         self.machine = machine
         self.faults = faults
@@ -110,8 +111,13 @@ class _SysclientConn:
 class DevicesApp:
     """The Devices app on its listeners. Construct, then ``await nursery.start(app.run)``."""
 
-    def __init__(self, config: DevicesConfig, domain: DevicesDomain, faults: FaultPlan,
-                 watch: Watch | None = None) -> None:
+    def __init__(
+        self,
+        config: DevicesConfig,
+        domain: DevicesDomain,
+        faults: FaultPlan,
+        watch: Watch | None = None,
+    ) -> None:
         self.config = config
         self.domain = domain
         self.faults = faults
@@ -130,8 +136,9 @@ class DevicesApp:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    async def run(self, *, task_status: trio.TaskStatus[DevicesAddresses]
-                  = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[DevicesAddresses] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         async with trio.open_nursery() as nursery:
             server: tw.WebSocketServer = await nursery.start(
                 serve, self._on_websocket, self.config.listen
@@ -166,11 +173,15 @@ class DevicesApp:
                 await ws.aclose(RESTART_CODE, "restart")
         await self.watch.wait_until(lambda: not self._live)
 
-    async def change_category(self, category: str, *, domain: str | None = None,
-                              **changes: Any) -> set[str]:
+    async def change_category(
+        self, category: str, *, domain: str | None = None, **changes: Any
+    ) -> set[str]:
         """Change a category and push the changed items to its connected devices."""
-        dom = self.domain.domain_by_name(domain) if domain else next(
-            iter(self.domain.domains.values()))
+        dom = (
+            self.domain.domain_by_name(domain)
+            if domain
+            else next(iter(self.domain.domains.values()))
+        )
         if dom is None:
             raise KeyError(domain)
         types = self.domain.update_category(dom.id, category, **changes)
@@ -218,8 +229,11 @@ class DevicesApp:
         try:
             server_login = await accept_login(conn, password)
         except (LoginRefused, ProtocolError, ConnectionLost) as exc:
-            log.info("devices.api.login_refused", peer=conn.remote,
-                     reason=getattr(exc, "reason", str(exc)))
+            log.info(
+                "devices.api.login_refused",
+                peer=conn.remote,
+                reason=getattr(exc, "reason", str(exc)),
+            )
             await conn.close(1008, "login refused")
             return
         login = server_login.login
@@ -231,8 +245,13 @@ class DevicesApp:
             categories_per_result=self.config.categories_per_result,
             passthrough_base=self.addresses.passthrough_base if self.addresses else "",
         )
-        log.info("devices.api.logged_in", app=login.app, domain=login.domain, sip=login.sip,
-                 admin=session.admin)
+        log.info(
+            "devices.api.logged_in",
+            app=login.app,
+            domain=login.domain,
+            sip=login.sip,
+            admin=session.admin,
+        )
         outbox_send, outbox_recv = trio.open_memory_channel[Message](64)
         self._api_sessions[session.key] = (session, outbox_send)
         try:
@@ -245,8 +264,12 @@ class DevicesApp:
             session.close()
             log.info("devices.api.closed", domain=login.domain)
 
-    async def _api_reader(self, conn: AppWebsocket, session: DevicesApiSession,
-                          outbox: trio.MemorySendChannel[Message]) -> None:
+    async def _api_reader(
+        self,
+        conn: AppWebsocket,
+        session: DevicesApiSession,
+        outbox: trio.MemorySendChannel[Message],
+    ) -> None:
         while True:
             try:
                 msg = await conn.receive()
@@ -270,8 +293,12 @@ class DevicesApp:
             for answer in answers:
                 await outbox.send(answer)
 
-    async def _api_writer(self, conn: AppWebsocket, outbox: trio.MemoryReceiveChannel[Message],
-                          scope: trio.CancelScope) -> None:
+    async def _api_writer(
+        self,
+        conn: AppWebsocket,
+        outbox: trio.MemoryReceiveChannel[Message],
+        scope: trio.CancelScope,
+    ) -> None:
         async for msg in outbox:
             try:
                 await conn.send(msg)
@@ -359,8 +386,12 @@ class DevicesApp:
                 await previous.ws.aclose(1000, "replaced")
         self.domain.set_online(mac, True)
         admission = event.admission
-        log.info("sysclient.admitted", mac=mac, first_time=admission is not None,
-                 category=self.domain.categories[event.device.category_id].name)
+        log.info(
+            "sysclient.admitted",
+            mac=mac,
+            first_time=admission is not None,
+            category=self.domain.categories[event.device.category_id].name,
+        )
         if admission is not None and admission.first_use:
             self._notify_provisioned(admission.code.owner, event.device, admission.code.code)
         self.watch.notify()
@@ -379,8 +410,9 @@ class DevicesApp:
 
     # --- passthrough -----------------------------------------------------------------------------
 
-    async def relay_http(self, mac: str, method: str, target: str,
-                         headers: list[tuple[bytes, bytes]], body: bytes) -> HttpResponse:
+    async def relay_http(
+        self, mac: str, method: str, target: str, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> HttpResponse:
         """Relay one HTTP request into the device's tunnel.
 
         Raises:
@@ -388,9 +420,10 @@ class DevicesApp:
         """
         conn = self._online.get(mac)
         if conn is None:
-            raise PassthroughError(502 if mac in self.domain.devices else 404,
-                                   "device offline" if mac in self.domain.devices
-                                   else "unknown device")
+            raise PassthroughError(
+                502 if mac in self.domain.devices else 404,
+                "device offline" if mac in self.domain.devices else "unknown device",
+            )
         relay = TunnelRelay(next(self._tunnel_ids), chunk=self.config.tunnel_chunk)
         send, receive = trio.open_memory_channel[TunnelFrame](16)
         conn.tunnels[relay.session] = send

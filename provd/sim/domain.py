@@ -335,11 +335,7 @@ class DevicesDomain:
         The TURN password is encrypted per device: fresh ``turnSeed``, key = its password.
         """
         settings = self.categories[device.category_id].settings
-        items = [
-            item
-            for item in plain_items(settings)
-            if types is None or item["type"] in types
-        ]
+        items = [item for item in plain_items(settings) if types is None or item["type"] in types]
         for item in items:
             if item["type"] == "MEDIA" and item.get("turnPassword"):
                 seed = self._new_seed()
@@ -375,16 +371,21 @@ class DevicesDomain:
 
         return {
             "devices": [
-                {**attrs.asdict(d, filter=lambda a, _v: a.name not in ("online",
-                                                                       "domain_id",
-                                                                       "category_id")),
-                 **names(d.domain_id, d.category_id)}
+                {
+                    **attrs.asdict(
+                        d, filter=lambda a, _v: a.name not in ("online", "domain_id", "category_id")
+                    ),
+                    **names(d.domain_id, d.category_id),
+                }
                 for d in self.devices.values()
             ],
             "codes": [
-                {**attrs.asdict(c, filter=lambda a, _v: a.name not in ("domain_id",
-                                                                       "category_id", "owner")),
-                 **names(c.domain_id, c.category_id)}
+                {
+                    **attrs.asdict(
+                        c, filter=lambda a, _v: a.name not in ("domain_id", "category_id", "owner")
+                    ),
+                    **names(c.domain_id, c.category_id),
+                }
                 for c in self.codes.values()
             ],
         }

@@ -117,8 +117,9 @@ class Faults(FaultPlan):
         every connection is gone."""
         await self._app().restart()
 
-    async def change_category(self, category: str, *, domain: str | None = None,
-                              **changes: Any) -> set[str]:
+    async def change_category(
+        self, category: str, *, domain: str | None = None, **changes: Any
+    ) -> set[str]:
         """Change a category's settings (``coder=...``, ``tz=...``, any
         :class:`~.config.CategoryConfig` field) and push the changed items to its connected
         devices. Returns the changed item types."""

@@ -33,16 +33,14 @@ class PassthroughError(Exception):
         self.reason = reason
 
 
-async def _respond(send: Any, status: int, headers: list[tuple[bytes, bytes]],
-                   body: bytes) -> None:
+async def _respond(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
     headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 async def _plain(send: Any, status: int, text: str) -> None:
-    await _respond(send, status, [(b"content-type", b"text/plain; charset=utf-8")],
-                   text.encode())
+    await _respond(send, status, [(b"content-type", b"text/plain; charset=utf-8")], text.encode())
 
 
 def passthrough_app(devices: DevicesApp, base_path: str):
@@ -58,7 +56,7 @@ def passthrough_app(devices: DevicesApp, base_path: str):
         if not raw_path.startswith(prefix):
             await _plain(send, 404, "not found")
             return
-        parts = raw_path[len(prefix):].decode("latin-1").split("/", 2)
+        parts = raw_path[len(prefix) :].decode("latin-1").split("/", 2)
         if len(parts) < 2:
             await _plain(send, 404, "not found")
             return

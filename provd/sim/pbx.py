@@ -59,8 +59,15 @@ def app_object_identity(config: SimConfig, url: str) -> Identity:
     """Who the App object is. ``info`` keeps a stable key order: it is part of the digest."""
     name = config.pbx.app_object
     info = {"appobj": name, "cn": name, "apps": [{"name": name}], "appurl": http_url(url)}
-    return Identity(app=name, domain=config.pbx.domain, sip=name, guid=config.pbx.guid, dn=name,
-                    pbx_obj=name, info=info)
+    return Identity(
+        app=name,
+        domain=config.pbx.domain,
+        sip=name,
+        guid=config.pbx.guid,
+        dn=name,
+        pbx_obj=name,
+        info=info,
+    )
 
 
 @attrs.define
@@ -87,14 +94,22 @@ class SimPbx:
     backoff: override the reconnect back-off (tests).
     """
 
-    def __init__(self, config: SimConfig, registry: ServiceRegistry, pbxapi: PbxApiState,
-                 faults: FaultPlan, *, backoff: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        config: SimConfig,
+        registry: ServiceRegistry,
+        pbxapi: PbxApiState,
+        faults: FaultPlan,
+        *,
+        backoff: Backoff | None = None,
+    ) -> None:
         self.config = config
         self.registry = registry
         self.pbxapi = pbxapi
         self.faults = faults
-        self.backoff = backoff or Backoff(initial=config.pbx.reconnect_initial,
-                                          cap=config.pbx.reconnect_cap)
+        self.backoff = backoff or Backoff(
+            initial=config.pbx.reconnect_initial, cap=config.pbx.reconnect_cap
+        )
         self.status = PbxStatus()
         self.watch = Watch()
         registry.on_change = self.watch.notify
@@ -150,8 +165,12 @@ class SimPbx:
                 self.status.refusals += 1
                 log.warning("pbx.login_refused", url=url)
             except Exception as exc:  # any failure: log, back off, retry (one-for-one)
-                log.info("pbx.connection_failed", url=url, error=type(exc).__name__,
-                         reason=getattr(exc, "reason", None) or str(exc))
+                log.info(
+                    "pbx.connection_failed",
+                    url=url,
+                    error=type(exc).__name__,
+                    reason=getattr(exc, "reason", None) or str(exc),
+                )
             finally:
                 self._conn = None
                 self.status.connected = False
@@ -182,8 +201,11 @@ class SimPbx:
             self._changed()
             log.info("pbx.logged_in", url=url, app=self.identity.app, domain=self.identity.domain)
             pbx = self.config.pbx
-            await self._send(PbxInfo(domain=pbx.domain, pbx=pbx.name, pbx_dns=pbx.dns,
-                                     apis=("PbxApi", "Services")))
+            await self._send(
+                PbxInfo(
+                    domain=pbx.domain, pbx=pbx.name, pbx_dns=pbx.dns, apis=("PbxApi", "Services")
+                )
+            )
             await self._send(AppInfo(app=self.identity.app, src=APP_INFO_SRC))
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._push_services)
@@ -237,16 +259,18 @@ class SimPbx:
             self.status.subscribed = True
             self._sent_version = self.registry.version
             self._changed()
-            await self._answer([msg.reply(SubscribeServicesResult),
-                                self.registry.services_info(src=msg.src)])
+            await self._answer(
+                [msg.reply(SubscribeServicesResult), self.registry.services_info(src=msg.src)]
+            )
         elif isinstance(msg, UnsubscribeServices):
             self.status.subscribed = False
             self._changed()
             await self._answer([msg.reply(UnsubscribeServicesResult)])
         elif isinstance(msg, GetServiceLogin):
             assert self._session_key is not None
-            result = self.registry.service_login(msg, caller=self.identity,
-                                                 pbx_session_key=self._session_key)
+            result = self.registry.service_login(
+                msg, caller=self.identity, pbx_session_key=self._session_key
+            )
             log.info("pbx.service_login", app=msg.app, error=result.error)
             await self._answer([result])
         elif isinstance(msg, KeepAlive):
@@ -263,8 +287,15 @@ class SimPbx:
         apis = apis if isinstance(apis, dict) else {}
         target = self.config.provd
         log.info("pbx.app_info", apis=sorted(apis))
-        self.registry.set(ServiceEntry(name=target.service_name, url=self.url or "",
-                                       password=self.password, title=target.title, apis=apis))
+        self.registry.set(
+            ServiceEntry(
+                name=target.service_name,
+                url=self.url or "",
+                password=self.password,
+                title=target.title,
+                apis=apis,
+            )
+        )
         self._changed()
 
     async def _push_services(self) -> None:

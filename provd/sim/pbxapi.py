@@ -103,8 +103,10 @@ class PbxApiState:
 
     def _user(self, sip: str | None, num: str | None = None, guid: str | None = None):
         for user in self.users:
-            if (sip and user.sip == sip) or (num and user.num == num) or (
-                guid and user.guid == guid
+            if (
+                (sip and user.sip == sip)
+                or (num and user.num == num)
+                or (guid and user.guid == guid)
             ):
                 return user
         return None
@@ -117,8 +119,9 @@ class PbxApiState:
             return out
         self._presence_subs[user.sip] = msg.src
         out.append(
-            msg.reply(PresenceState, up=True, sip=user.sip, num=user.num, dn=user.dn,
-                      email=user.email)
+            msg.reply(
+                PresenceState, up=True, sip=user.sip, num=user.num, dn=user.dn, email=user.email
+            )
         )
         out.append(msg.reply(PresenceUpdate, presence=self.presence.get(user.sip, [])))
         return out
@@ -133,9 +136,7 @@ class PbxApiState:
         user = self._user(msg.sip, guid=msg.guid)
         if user is None:
             return [msg.reply(SetPresenceResult, error=1, error_text="unknown user")]
-        entry = Presence(
-            contact=msg.contact, status="open", activity=msg.activity, note=msg.note
-        )
+        entry = Presence(contact=msg.contact, status="open", activity=msg.activity, note=msg.note)
         others = [p for p in self.presence.get(user.sip, []) if p.contact != msg.contact]
         self.presence[user.sip] = [entry, *others]  # newest first
         out: list[Message] = [msg.reply(SetPresenceResult)]
@@ -191,13 +192,21 @@ class PbxApiState:
         profile = self.profiles.get(msg.id) or self._new_profile(msg.name or "", msg.id)
         given = msg.contact
         contact = Contact(
-            id=self._next_contact, name=given.name or given.dn, dn=given.dn, sip=given.sip,
-            num=given.num, dsp=given.dsp or given.dn, presence=False, dialog=False,
+            id=self._next_contact,
+            name=given.name or given.dn,
+            dn=given.dn,
+            sip=given.sip,
+            num=given.num,
+            dsp=given.dsp or given.dn,
+            presence=False,
+            dialog=False,
         )
         self._next_contact += 1
         profile.contacts.append(contact)
-        return [msg.reply(AddProfileContactResult),
-                *self._indicate(ProfileContactAdded, profile, contact)]
+        return [
+            msg.reply(AddProfileContactResult),
+            *self._indicate(ProfileContactAdded, profile, contact),
+        ]
 
     def _del_contact(self, msg: DelProfileContact) -> list[Message]:
         profile = self.profiles.get(msg.id)
@@ -205,8 +214,10 @@ class PbxApiState:
         if profile is None or not found:
             return [msg.reply(DelProfileContactResult, error=1)]
         profile.contacts.remove(found)
-        return [msg.reply(DelProfileContactResult),
-                *self._indicate(ProfileContactDeleted, profile, Contact(id=found.id))]
+        return [
+            msg.reply(DelProfileContactResult),
+            *self._indicate(ProfileContactDeleted, profile, Contact(id=found.id)),
+        ]
 
     def _update_contact(self, msg: UpdateProfileContact) -> list[Message]:
         profile = self.profiles.get(msg.id)
@@ -215,7 +226,8 @@ class PbxApiState:
         for i, contact in enumerate(profile.contacts):
             if contact.id == msg.contact.id:
                 changes = {
-                    k: v for k, v in attrs.asdict(msg.contact, recurse=False).items()
+                    k: v
+                    for k, v in attrs.asdict(msg.contact, recurse=False).items()
                     if v is not None and k != "id"
                 }
                 profile.contacts[i] = attrs.evolve(contact, **changes)
@@ -227,7 +239,12 @@ class PbxApiState:
     def _node_info(self, msg: GetNodeInfo) -> list[Message]:
         n = self.node
         return [
-            msg.reply(GetNodeInfoResult, name=n.name, prefix_intl=n.prefix_intl,
-                      prefix_ntl=n.prefix_ntl, prefix_subs=n.prefix_subs,
-                      country_code=n.country_code)
+            msg.reply(
+                GetNodeInfoResult,
+                name=n.name,
+                prefix_intl=n.prefix_intl,
+                prefix_ntl=n.prefix_ntl,
+                prefix_subs=n.prefix_subs,
+                country_code=n.country_code,
+            )
         ]

@@ -72,15 +72,21 @@ class Simulator:
         addresses: set once :meth:`run` reported readiness.
     """
 
-    def __init__(self, config: SimConfig | None = None, *,
-                 clock: Callable[[], float] = time.time, backoff: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        config: SimConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        backoff: Backoff | None = None,
+    ) -> None:
         self.config = config or SimConfig.default()
         self.faults = Faults()
         self.watch = Watch()
         self._changes = 0
         self._saved_at = 0
-        self.domain = DevicesDomain(self.config.devices.domains, clock=clock,
-                                    on_change=self._domain_changed)
+        self.domain = DevicesDomain(
+            self.config.devices.domains, clock=clock, on_change=self._domain_changed
+        )
         self.registry = ServiceRegistry()
         self.pbxapi = PbxApiState(self.config.pbx.users, self.config.pbx.node)
         self.pbx = SimPbx(self.config, self.registry, self.pbxapi, self.faults, backoff=backoff)
@@ -91,8 +97,9 @@ class Simulator:
         #: Wakes after each write of the state file.
         self.saved = Watch()
 
-    async def run(self, *, task_status: trio.TaskStatus[SimAddresses]
-                  = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[SimAddresses] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Start the Devices listeners and the PBX; run until cancelled.
 
         Reports :class:`SimAddresses` once the listeners are bound (the PBX may still be
@@ -106,9 +113,15 @@ class Simulator:
         async with trio.open_nursery() as nursery:
             dev = await nursery.start(self.devices_app.run)
             devices = self.config.devices
-            self.registry.set(ServiceEntry(name=devices.service_name, url=dev.url,
-                                           password=devices.password, title=devices.title,
-                                           apis={DEVICES_API: {}}))
+            self.registry.set(
+                ServiceEntry(
+                    name=devices.service_name,
+                    url=dev.url,
+                    password=devices.password,
+                    title=devices.title,
+                    apis={DEVICES_API: {}},
+                )
+            )
             if state_file:
                 nursery.start_soon(self._save_state, state_file)
             nursery.start_soon(self.pbx.run)
@@ -147,9 +160,13 @@ class Simulator:
         listener itself does not move: point it at a proxy, or at nothing, to test failover."""
         self.registry.update(self.config.devices.service_name, url=url)
 
-    async def provision(self, phones: Iterable[Phone] | None = None, *,
-                        phone_timeout: float | None = None, wait: float = 30.0
-                        ) -> list[ProvisionResult]:
+    async def provision(
+        self,
+        phones: Iterable[Phone] | None = None,
+        *,
+        phone_timeout: float | None = None,
+        wait: float = 30.0,
+    ) -> list[ProvisionResult]:
         """Run the Users service over ``phones`` (default: the configured ones).
 
         Waits up to ``wait`` seconds for provd to be listed as publishing

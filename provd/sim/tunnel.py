@@ -26,8 +26,16 @@ SEND_CHUNK = 16 * 1024
 MAX_RESPONSE = 16 * 1024 * 1024
 
 HOP_BY_HOP = frozenset(
-    {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"upgrade", b"content-length",
-     b"proxy-connection", b"trailer"}
+    {
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"te",
+        b"upgrade",
+        b"content-length",
+        b"proxy-connection",
+        b"trailer",
+    }
 )
 
 

@@ -65,8 +65,15 @@ class Phone:
 
     @classmethod
     def from_config(cls, phone: PhoneConfig) -> Phone:
-        return cls(mac=phone.mac, user=phone.user, cn=phone.cn, password=phone.password,
-                   category=phone.category, hwid=phone.hwid, code=phone.code or None)
+        return cls(
+            mac=phone.mac,
+            user=phone.user,
+            cn=phone.cn,
+            password=phone.password,
+            category=phone.category,
+            hwid=phone.hwid,
+            code=phone.code or None,
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -96,20 +103,28 @@ class UsersService:
         self.faults = faults
         users = config.users
         info = {"appobj": users.app_object, "cn": users.dn, "apps": [{"name": "users"}]}
-        self.identity = Identity(app=users.app_object, domain=config.pbx.domain,
-                                 sip=users.app_object, guid=users.guid, dn=users.dn,
-                                 pbx_obj=users.app_object, info=info)
+        self.identity = Identity(
+            app=users.app_object,
+            domain=config.pbx.domain,
+            sip=users.app_object,
+            guid=users.guid,
+            dn=users.dn,
+            pbx_obj=users.app_object,
+            info=info,
+        )
         #: ``DeviceProvisioned`` messages received on the Users' Devices session.
         self.device_provisioned: list[DeviceProvisioned] = []
         #: Session key of the Users' own (in-process) PBX connection.
         self._pbx_key = crypto.session_key(crypto.new_challenge(), secrets.token_hex(16))
 
     async def _ask_pbx(self, request: GetServiceLogin) -> GetServiceLoginResult:
-        return self.registry.service_login(request, caller=self.identity,
-                                           pbx_session_key=self._pbx_key)
+        return self.registry.service_login(
+            request, caller=self.identity, pbx_session_key=self._pbx_key
+        )
 
-    async def provision(self, phones: Iterable[Phone], *, phone_timeout: float | None = None
-                        ) -> list[ProvisionResult]:
+    async def provision(
+        self, phones: Iterable[Phone], *, phone_timeout: float | None = None
+    ) -> list[ProvisionResult]:
         """Provision ``phones`` in order, one at a time.
 
         Args:
@@ -138,7 +153,8 @@ class UsersService:
                     raise LookupError(f"no service publishes {DEVICES_API}")
                 try:
                     codes = await stack.enter_async_context(
-                        self._devices(devices.url, devices.name))
+                        self._devices(devices.url, devices.name)
+                    )
                 except Exception as exc:
                     devices_error = getattr(exc, "reason", None) or type(exc).__name__
                     log.warning("users.devices_unreachable", reason=devices_error)
@@ -151,17 +167,25 @@ class UsersService:
                     else:
                         code, error = await codes.get_code(phone, timeout)
                     if error is not None:
-                        results.append(ProvisionResult(mac=phone.mac, outcome="error",
-                                                       error=f"Devices: {error}"))
+                        results.append(
+                            ProvisionResult(
+                                mac=phone.mac, outcome="error", error=f"Devices: {error}"
+                            )
+                        )
                         continue
                 if link is None:
                     try:
-                        link = await stack.enter_async_context(
-                            self._provd(provd.url, provd.name))
+                        link = await stack.enter_async_context(self._provd(provd.url, provd.name))
                     except Exception as exc:
                         reason = getattr(exc, "reason", None) or type(exc).__name__
-                        results.append(ProvisionResult(mac=phone.mac, outcome="error", code=code,
-                                                       error=f"cannot reach provd: {reason}"))
+                        results.append(
+                            ProvisionResult(
+                                mac=phone.mac,
+                                outcome="error",
+                                code=code,
+                                error=f"cannot reach provd: {reason}",
+                            )
+                        )
                         continue
                 result = await link.send_phone(phone, code, timeout)
                 results.append(result)
@@ -205,8 +229,11 @@ class _DevicesClient:
             while True:
                 msg = await self.conn.receive()
                 if isinstance(msg, DeviceProvisioned):
-                    log.info("users.device_provisioned", code=msg.code,
-                             device=msg.device.hw_id if msg.device else None)
+                    log.info(
+                        "users.device_provisioned",
+                        code=msg.code,
+                        device=msg.device.hw_id if msg.device else None,
+                    )
                     self.users.device_provisioned.append(msg)
                 elif not self.tracker.deliver(msg):
                     log.debug("users.devices_ignored", mt=type(msg).__name__)
@@ -214,8 +241,9 @@ class _DevicesClient:
             self.tracker.fail_all()
 
     async def get_code(self, phone: Phone, wait: float) -> tuple[str, str | None]:
-        request = GetProvisioningCode(category=phone.category, sip=phone.user,
-                                      rollout=self.users.config.users.rollout or None)
+        request = GetProvisioningCode(
+            category=phone.category, sip=phone.user, rollout=self.users.config.users.rollout or None
+        )
         async with self.tracker.expect(request) as (tagged, answers):
             try:
                 await self.conn.send(tagged)
@@ -226,8 +254,12 @@ class _DevicesClient:
                     if isinstance(answer, GetProvisioningCodeResult):
                         if answer.error or not answer.code:
                             return "", answer.error or "no code"
-                        log.info("users.code", mac=phone.mac, category=phone.category,
-                                 valid_until=answer.valid_until)
+                        log.info(
+                            "users.code",
+                            mac=phone.mac,
+                            category=phone.category,
+                            valid_until=answer.valid_until,
+                        )
                         return answer.code, None
                 return "", "connection lost"
         return "", "timeout"
@@ -250,10 +282,16 @@ class _ProvdLink:
         self._ids += 1
         src = f"users-phone-{self._ids}"
         msg = ProvisioningPhone(
-            src=src, mac=phone.mac, code=code, hwid=phone.hwid or phone.mac,
-            usename=phone.user, cn=phone.cn or phone.user, seed1=seed1,
+            src=src,
+            mac=phone.mac,
+            code=code,
+            hwid=phone.hwid or phone.mac,
+            usename=phone.user,
+            cn=phone.cn or phone.user,
+            seed1=seed1,
             password=crypto.app_encrypt(seed1, key, phone.password),
-            domain=users.config.pbx.domain, dns=users.config.pbx.dns,
+            domain=users.config.pbx.domain,
+            dns=users.config.pbx.dns,
         )
         delay = users.faults.delay_for(Party.USERS)
         if delay > 0:
@@ -261,10 +299,20 @@ class _ProvdLink:
         started = trio.current_time()
 
         def done(outcome: str, error: str | None = None) -> ProvisionResult:
-            result = ProvisionResult(mac=phone.mac, outcome=outcome, code=code, error=error,
-                                     latency=trio.current_time() - started)
-            log.info("users.phone_result", mac=phone.mac, outcome=outcome, error=error,
-                     latency=round(result.latency, 4))
+            result = ProvisionResult(
+                mac=phone.mac,
+                outcome=outcome,
+                code=code,
+                error=error,
+                latency=trio.current_time() - started,
+            )
+            log.info(
+                "users.phone_result",
+                mac=phone.mac,
+                outcome=outcome,
+                error=error,
+                latency=round(result.latency, 4),
+            )
             return result
 
         try:
@@ -293,4 +341,3 @@ class _ProvdLink:
 
 def phones_from_config(config: SimConfig) -> list[Phone]:
     return [Phone.from_config(p) for p in config.phones]
-
