@@ -52,6 +52,21 @@ class AppServiceSettings:
     login_timeout: float = 10.0
     #: Largest AppWebsocket message accepted, bytes.
     max_message_size: int = 1 << 20
+    #: Largest message accepted before a connection has logged in, bytes.
+    max_login_message_size: int = 16 << 10
+    #: Connections (logged in or not) the listener holds at once; more are closed at once.
+    max_connections: int = 256
+    #: Seconds a new TCP (or TLS) connection has to complete the websocket upgrade.
+    handshake_timeout: float = 10.0
+    #: Websocket ping every so many seconds on a logged-in session (0 = off) ...
+    ping_interval: float = 30.0
+    #: ... and seconds to wait for its pong before the session is closed as dead.
+    ping_timeout: float = 15.0
+    #: Wrong logins from one address are answered ever later: first delay, doubling, cap.
+    login_delay_initial: float = 0.5
+    login_delay_cap: float = 30.0
+    #: Refused logins are logged once per address, then summed up every so many seconds.
+    login_report_interval: float = 60.0
 
 
 @frozen(kw_only=True)
@@ -182,6 +197,7 @@ class Config:
             raise ConfigError("appservice.password: must not be empty")
         if bool(a.tls_cert) != bool(a.tls_key):
             raise ConfigError("appservice.tls_cert/tls_key: give both or neither")
+        self._validate_appservice_limits()
         if self.log.level not in LOG_LEVELS:
             raise ConfigError(f"log.level: must be one of {', '.join(LOG_LEVELS)}")
         if self.log.format not in LOG_FORMATS:
@@ -194,6 +210,25 @@ class Config:
             raise ConfigError("provisioning.max_handshakes/code_attempts: must be at least 1")
         if not self.store.path:
             raise ConfigError("store.path: must not be empty")
+
+    def _validate_appservice_limits(self) -> None:
+        a = self.appservice
+        for key in ("login_timeout", "handshake_timeout", "ping_timeout", "login_report_interval"):
+            if getattr(a, key) <= 0:
+                raise ConfigError(f"appservice.{key}: must be positive")
+        for key in ("ping_interval", "login_delay_initial", "login_delay_cap"):
+            if getattr(a, key) < 0:
+                raise ConfigError(f"appservice.{key}: must not be negative")
+        if a.login_delay_cap < a.login_delay_initial:
+            raise ConfigError("appservice.login_delay_cap: must be at least login_delay_initial")
+        if a.max_connections < 1:
+            raise ConfigError("appservice.max_connections: must be at least 1")
+        if a.max_login_message_size < 1024:
+            raise ConfigError("appservice.max_login_message_size: must be at least 1024")
+        if a.max_message_size < a.max_login_message_size:
+            raise ConfigError(
+                "appservice.max_message_size: must be at least max_login_message_size"
+            )
 
     @property
     def control_socket(self) -> str:

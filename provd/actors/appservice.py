@@ -42,9 +42,10 @@ from ..protocol.messages import (
     app_info_result,
 )
 from ..transport import AppWebsocket, ConnectionLost, RequestTracker, accept_login
+from ..transport.guard import LoginThrottle
 from .devices_api import ask_service_login
 from .phone import PhoneContext
-from .state import Outcome
+from .state import Outcome, devices_url_problem
 from .supervisor import PhoneSupervisor
 
 log = structlog.get_logger("provd.appservice")
@@ -61,6 +62,15 @@ class AppServiceContext:
     supervisor: PhoneSupervisor
     #: Live PBX sessions, newest last.
     pbx_sessions: list[AppSession] = attrs.field(factory=list)
+    #: Growing delay for wrong logins per client address (settings read live).
+    throttle: LoginThrottle = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        def settings() -> tuple[float, float, float]:
+            a = self.config.appservice
+            return a.login_delay_initial, a.login_delay_cap, a.login_report_interval
+
+        self.throttle = LoginThrottle(settings)
 
     @property
     def config(self) -> Config:
@@ -72,22 +82,28 @@ class AppServiceContext:
 
 
 async def handle_connection(ws: tw.WebSocketConnection, ctx: AppServiceContext) -> None:
+    """One connection from login to close. Nothing the peer does escapes this function."""
     conn = AppWebsocket(ws)
     with structlog.contextvars.bound_contextvars(peer=conn.remote):
         try:
             a = ctx.config.appservice
-            login = await accept_login(conn, a.password, login_timeout=a.login_timeout)
+            login = await accept_login(
+                conn, a.password, login_timeout=a.login_timeout, throttle=ctx.throttle
+            )
         except LoginRefused as exc:
-            log.warning("appservice.login_refused", reason=exc.reason)
+            ctx.throttle.failed(conn.remote_address, exc.reason)
             await conn.close(CLOSE_POLICY, "login failed")
             return
         except ProtocolError as exc:
-            log.warning("appservice.protocol_error", reason=exc.reason, during="login")
+            ctx.throttle.failed(conn.remote_address, f"protocol error: {exc.reason}")
             await conn.close(CLOSE_PROTOCOL, exc.reason)
             return
-        except ConnectionLost:
+        except ConnectionLost as exc:
+            log.info("appservice.connection_lost", reason=exc.reason, during="login")
             return
         assert login.login is not None
+        ctx.throttle.succeeded(conn.remote_address)
+        conn.allow_message_size(ctx.config.appservice.max_message_size)
         with structlog.contextvars.bound_contextvars(app=login.login.app, sip=login.login.sip):
             log.info("appservice.logged_in")
             session = AppSession(conn, login, ctx)
@@ -105,6 +121,10 @@ class AppSession:
         self.ctx = ctx
         self.tracker = RequestTracker("provd")
         self._nursery: trio.Nursery | None = None
+        #: Set once provd subscribed to Services here: only then is a ServicesInfo trusted.
+        self._subscribed_services = False
+        self._pbx_name = "?"
+        self._refused_urls: set[str] = set()
         self._handlers: dict[type[Message], Callable[[Any], Awaitable[None]]] = {
             AppInfo: self._on_app_info,
             CheckBuild: self._on_check_build,
@@ -125,6 +145,7 @@ class AppSession:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                nursery.start_soon(self._keepalive, nursery.cancel_scope)
                 while True:
                     try:
                         msg = await self.conn.receive()
@@ -145,6 +166,17 @@ class AppSession:
             self.tracker.fail_all()
             if self in self.ctx.pbx_sessions:
                 self.ctx.pbx_sessions.remove(self)
+
+    async def _keepalive(self, scope: trio.CancelScope) -> None:
+        """Websocket pings; a session whose peer stopped answering is closed."""
+        a = self.ctx.config.appservice
+        if a.ping_interval <= 0:
+            return
+        try:
+            await self.conn.keepalive(a.ping_interval, a.ping_timeout)
+        except ConnectionLost as exc:
+            log.warning("appservice.keepalive_failed", reason=exc.reason)
+            scope.cancel()
 
     async def ask_service_login(self, request: GetServiceLogin) -> GetServiceLoginResult:
         """A login for another app service, made by this PBX (Services API)."""
@@ -176,16 +208,31 @@ class AppSession:
     # --- the PBX App-object connection ------------------------------------------------------
 
     async def _on_pbx_info(self, msg: PbxInfo) -> None:
+        self._pbx_name = msg.pbx or msg.domain or "?"
         if self not in self.ctx.pbx_sessions:
             self.ctx.pbx_sessions.append(self)
         log.info("pbx.info", domain=msg.domain, pbx=msg.pbx, apis=",".join(msg.apis))
         if SERVICES_API in msg.apis:
+            self._subscribed_services = True
             await self.send(SubscribeServices(src="services"))
 
     async def _on_services_info(self, msg: ServicesInfo) -> None:
+        if not self._subscribed_services:
+            # Only the PBX App-object session (PbxInfo, then our SubscribeServices) may tell
+            # provd where Devices is; a ServicesInfo from any other login is not trusted.
+            log.warning("appservice.services_info_untrusted", hint="not a PBX session")
+            return
         devices = msg.find(DEVICES_API)
         if devices is None or not devices.url:
             log.warning("pbx.no_devices_service", services=len(msg.services))
+            return
+        problem = devices_url_problem(devices.url)
+        if problem is not None:
+            if devices.url not in self._refused_urls:  # the PBX repeats it on every change
+                self._refused_urls.add(devices.url)
+                log.warning(
+                    "pbx.devices_url_refused", url=devices.url, pbx=self._pbx_name, error=problem
+                )
             return
         if self.ctx.phones.locator.set(devices.url, devices.name):
             url = devices.url

@@ -39,6 +39,9 @@ RESTART_ONLY = (
     ("appservice", "listen"),
     ("appservice", "tls_cert"),
     ("appservice", "tls_key"),
+    ("appservice", "max_connections"),
+    ("appservice", "handshake_timeout"),
+    ("appservice", "max_login_message_size"),
     ("phones", "listen"),
     ("phones", "tls_cert"),
     ("phones", "tls_key"),
@@ -119,9 +122,13 @@ class Daemon:
                     functools.partial(handle_connection, ctx=self.app_ctx),
                     a.listen,
                     ssl_context=server_ssl_context(a.tls_cert, a.tls_key),
-                    max_message_size=a.max_message_size,
+                    # The full max_message_size applies once a connection has logged in.
+                    max_message_size=a.max_login_message_size,
+                    max_connections=a.max_connections,
+                    handshake_timeout=a.handshake_timeout,
                 )
             )
+            inner.start_soon(self.app_ctx.throttle.run)
             phones_urls = await inner.start(serve_phones, self.phones_app, config.phones)
             control_path = await inner.start(
                 control.serve_control, config.control_socket, self._control_handlers()

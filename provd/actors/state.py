@@ -8,6 +8,7 @@ phone actor to finish the first registration.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterable
 
 import attrs
@@ -91,16 +92,59 @@ class PhoneDirectory:
         return data
 
 
+#: Longest Devices URL accepted (a URL, not a payload).
+MAX_DEVICES_URL = 2048
+
+
+def devices_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be the Devices service URL, or None if it can.
+
+    The Devices API and the sysclients endpoint are websockets (spec sections 5 and 6):
+    only ``ws://`` and ``wss://`` with a host, and nothing a log line or a request line
+    could be confused by.
+    """
+    if not isinstance(url, str) or not url:
+        return "empty"
+    if len(url) > MAX_DEVICES_URL:
+        return f"longer than {MAX_DEVICES_URL} characters"
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        return "contains whitespace or control characters"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return "not a valid URL"
+    if parts.scheme.lower() not in ("ws", "wss"):
+        return "not a ws:// or wss:// URL"
+    if not parts.hostname:
+        return "no host"
+    return None
+
+
 class DevicesLocator:
-    """The Devices service URL, as the PBX last announced it (or as configured/persisted)."""
+    """The Devices service URL, as the PBX last announced it (or as configured/persisted).
+
+    Only a valid websocket URL (:func:`devices_url_problem`) is ever taken; anything else is
+    refused here, so no caller can persist or hand a bad one to the phone actors.
+    """
 
     def __init__(self, url: str = "") -> None:
-        self.url = url
+        self.url = url if url and devices_url_problem(url) is None else ""
         self.service = ""
         self._changed = trio.Event()
 
     def set(self, url: str, service: str = "") -> bool:
-        """Returns True if the URL changed (actors then reconnect to the new one)."""
+        """Returns True if the URL changed (actors then reconnect to the new one).
+
+        An empty ``url`` is ignored (nothing known); an invalid one is refused with a
+        warning naming it, and the current URL stays.
+        """
+        if not url:
+            return False
+        problem = devices_url_problem(url)
+        if problem is not None:
+            log.warning("devices.url_refused", url=url, error=problem)
+            return False
         self.service = service or self.service
         if url == self.url:
             return False

@@ -30,6 +30,7 @@ from ..protocol.messages import (
     encode_text,
 )
 from .address import parse_listen
+from .guard import LoginThrottle
 
 log = structlog.get_logger("provd.transport")
 
@@ -55,6 +56,41 @@ class AppWebsocket:
     def remote(self) -> str:
         r = self.ws.remote
         return f"{r.address}:{r.port}" if isinstance(r, tw.Endpoint) else str(r)
+
+    @property
+    def remote_address(self) -> str:
+        """The peer's IP address alone (what per-address limits key on)."""
+        r = self.ws.remote
+        return str(r.address) if isinstance(r, tw.Endpoint) else str(r)
+
+    def allow_message_size(self, size: int) -> None:
+        """Raise (or lower) this connection's message cap, e.g. to the full one after login.
+
+        trio-websocket fixes ``max_message_size`` per server; its reader compares every
+        frame against the connection's ``_max_message_size`` (checked for 0.11-0.12), so
+        setting that attribute is the only way to change the cap of one live connection.
+        """
+        self.ws._max_message_size = size
+
+    async def keepalive(self, interval: float, pong_timeout: float) -> None:
+        """Ping every ``interval`` seconds; raise ``ConnectionLost`` when a pong is late.
+
+        Every websocket endpoint must answer a ping with a pong (RFC 6455, 5.5.2-5.5.3), so
+        a peer that does not within ``pong_timeout`` is gone (a half-open TCP connection) or
+        stuck. Runs until the connection closes or a pong is late; never returns normally.
+
+        Raises:
+            ConnectionLost: a pong did not come in time, or the connection closed.
+        """
+        while True:
+            await trio.sleep(interval)
+            with trio.move_on_after(pong_timeout) as scope:
+                try:
+                    await self.ws.ping()
+                except (tw.ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+                    raise ConnectionLost("closed while pinging") from None
+            if scope.cancelled_caught:
+                raise ConnectionLost(f"no pong within {pong_timeout:g} s")
 
     async def send(self, msg: Message) -> None:
         try:
@@ -93,7 +129,11 @@ class AppWebsocket:
 
 
 async def accept_login(
-    conn: AppWebsocket, password: str, *, login_timeout: float = 10.0
+    conn: AppWebsocket,
+    password: str,
+    *,
+    login_timeout: float = 10.0,
+    throttle: LoginThrottle | None = None,
 ) -> ServerLogin:
     """Run the server side of the login: challenge, verify, answer.
 
@@ -103,6 +143,9 @@ async def accept_login(
     Raises:
         LoginRefused: wrong digest (the refusal was sent), or the login took too long.
         ProtocolError, ConnectionLost: as :meth:`AppWebsocket.receive`.
+
+    With a ``throttle``, an ``AppLogin`` from an address with recent failures is looked at
+    only when its turn comes (inside ``login_timeout``).
     """
     login = ServerLogin(password)
     with trio.move_on_after(login_timeout) as scope:
@@ -111,6 +154,8 @@ async def accept_login(
             if isinstance(msg, AppChallenge):
                 await conn.send(login.on_challenge(msg))
             elif isinstance(msg, AppLogin):
+                if throttle is not None:
+                    await throttle.wait_turn(conn.remote_address)
                 result = login.on_login(msg)
                 await conn.send(result)
                 if result.ok:
@@ -176,33 +221,116 @@ def connect(
     )
 
 
+def _stream_peer(stream: trio.abc.Stream) -> str:
+    """``address:port`` of a raw (TCP or TLS) stream's peer, for log lines."""
+    inner = getattr(stream, "transport_stream", stream)
+    sock = getattr(inner, "socket", None)
+    try:
+        host, port = sock.getpeername()[:2]  # type: ignore[union-attr]
+    except (AttributeError, OSError):
+        return "?"
+    return f"{host}:{port}"
+
+
+class _Refusals:
+    """Counts connections refused at the cap; one warning a minute, not one per refusal."""
+
+    INTERVAL = 60.0
+
+    def __init__(self, listen: str, limit: int) -> None:
+        self.listen = listen
+        self.limit = limit
+        self.count = 0
+        self.logged_at: float | None = None
+
+    def refused(self, peer: str) -> None:
+        self.count += 1
+        now = trio.current_time()
+        if self.logged_at is None or now - self.logged_at >= self.INTERVAL:
+            log.warning(
+                "appservice.connection_limit",
+                listen=self.listen,
+                limit=self.limit,
+                refused=self.count,
+                peer=peer,
+            )
+            self.count = 0
+            self.logged_at = now
+
+
 async def serve(
     handler: Callable[[tw.WebSocketConnection], Awaitable[None]],
     listen: str,
     *,
     ssl_context: ssl.SSLContext | None = None,
     max_message_size: int = MAX_MESSAGE_SIZE,
+    max_connections: int = 1024,
+    handshake_timeout: float = 10.0,
     task_status: trio.TaskStatus[tw.WebSocketServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve websockets on ``listen`` (any URL path); readiness via ``nursery.start``.
 
-    Every connection is accepted and handed to ``handler``; an exception escaping the
-    handler is logged and ends only that connection.
+    Every connection is accepted and handed to ``handler``. Nothing a peer does ends the
+    server: each connection runs inside a guard that logs what escapes it (once, with the
+    peer address) and goes on with the next. At most ``max_connections`` are held at once
+    (more are closed right away); the upgrade must complete within ``handshake_timeout``
+    seconds; ``max_message_size`` is each connection's cap until the handler raises it
+    (:meth:`AppWebsocket.allow_message_size`).
     """
     host, port = parse_listen(listen)
+    listeners: list[trio.abc.Listener] = list(await trio.open_tcp_listeners(port, host=host))
+    if ssl_context is not None:
+        listeners = [
+            trio.SSLListener(tcp, ssl_context, https_compatible=True)  # type: ignore[arg-type]
+            for tcp in listeners
+        ]
 
     async def on_request(request: tw.WebSocketRequest) -> None:
-        ws = await request.accept()
+        try:
+            ws = await request.accept()
+        except (tw.ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+            log.info("connection.upgrade_aborted", peer=_remote(request))
+            return
         try:
             await handler(ws)
         except Exception:
-            log.exception("connection.crashed")
+            log.exception("connection.crashed", peer=_remote(request))
 
-    await tw.serve_websocket(
+    server = tw.WebSocketServer(
         on_request,
-        host,
-        port,
-        ssl_context,
+        listeners,
         max_message_size=max_message_size,
-        task_status=task_status,
+        connect_timeout=handshake_timeout,
+        disconnect_timeout=2.0,
     )
+    active = 0
+    refusals = _Refusals(listen, max_connections)
+
+    async def guarded(stream: trio.abc.Stream) -> None:
+        nonlocal active
+        peer = _stream_peer(stream)
+        if active >= max_connections:
+            refusals.refused(peer)
+            await trio.aclose_forcefully(stream)
+            return
+        active += 1
+        try:
+            # The library's per-connection task (upgrade, reader, our on_request); it is
+            # what trio-websocket's own WebSocketServer.run hands to serve_listeners.
+            await server._handle_connection(stream)
+        except Exception as exc:  # a peer must never end the listener
+            log.warning(
+                "connection.failed", peer=peer, error=type(exc).__name__, detail=str(exc)[:200]
+            )
+            await trio.aclose_forcefully(stream)
+        finally:
+            active -= 1
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, guarded, listeners)
+        task_status.started(server)
+
+
+def _remote(request: tw.WebSocketRequest) -> str:
+    r = request.remote
+    return f"{r.address}:{r.port}" if isinstance(r, tw.Endpoint) else str(r)
