@@ -90,19 +90,18 @@ async def handle_connection(ws: tw.WebSocketConnection, ctx: AppServiceContext) 
             login = await accept_login(
                 conn, a.password, login_timeout=a.login_timeout, throttle=ctx.throttle
             )
-        except LoginRefused as exc:
-            ctx.throttle.failed(conn.remote_address, exc.reason)
+        except LoginRefused as exc:  # counted and logged (summed up) by the throttle
+            log.debug("appservice.login_failed", reason=exc.reason)
             await conn.close(CLOSE_POLICY, "login failed")
             return
         except ProtocolError as exc:
-            ctx.throttle.failed(conn.remote_address, f"protocol error: {exc.reason}")
+            log.debug("appservice.login_failed", reason=exc.reason)
             await conn.close(CLOSE_PROTOCOL, exc.reason)
             return
         except ConnectionLost as exc:
             log.info("appservice.connection_lost", reason=exc.reason, during="login")
             return
         assert login.login is not None
-        ctx.throttle.succeeded(conn.remote_address)
         conn.allow_message_size(ctx.config.appservice.max_message_size)
         with structlog.contextvars.bound_contextvars(app=login.login.app, sip=login.login.sip):
             log.info("appservice.logged_in")

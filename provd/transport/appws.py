@@ -7,9 +7,11 @@ Errors are translated at this boundary: a closed or broken websocket becomes
 
 from __future__ import annotations
 
+import errno
 import ssl
+import weakref
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 import trio
@@ -145,26 +147,43 @@ async def accept_login(
         ProtocolError, ConnectionLost: as :meth:`AppWebsocket.receive`.
 
     With a ``throttle``, an ``AppLogin`` from an address with recent failures is looked at
-    only when its turn comes (inside ``login_timeout``).
+    only when its turn comes (inside ``login_timeout``), and every failure is counted (and
+    logged) there.
     """
+    address = conn.remote_address
+
+    def refused(reason: str) -> None:
+        if throttle is not None:
+            throttle.failed(address, reason)
+
     login = ServerLogin(password)
     with trio.move_on_after(login_timeout) as scope:
         while True:
-            msg = await conn.receive()
+            try:
+                msg = await conn.receive()
+            except ProtocolError as exc:
+                refused(f"protocol error: {exc.reason}")
+                raise
             if isinstance(msg, AppChallenge):
                 await conn.send(login.on_challenge(msg))
             elif isinstance(msg, AppLogin):
                 if throttle is not None:
-                    await throttle.wait_turn(conn.remote_address)
+                    await throttle.wait_turn(address)
                 result = login.on_login(msg)
+                if not result.ok:
+                    refused("wrong digest")  # counted before the answer leaves
                 await conn.send(result)
                 if result.ok:
                     conn.session_key = login.session_key
+                    if throttle is not None:
+                        throttle.succeeded(address)
                     return login
                 raise LoginRefused("wrong digest")
             else:
+                refused(f"{type(msg).__name__} before login")
                 raise ProtocolError(f"{type(msg).__name__} before login")
     assert scope.cancelled_caught
+    refused(f"no login within {login_timeout:g} s")
     raise LoginRefused(f"no login within {login_timeout:g} s")
 
 
@@ -221,15 +240,53 @@ def connect(
     )
 
 
+#: Peer address of every accepted TCP stream, recorded at accept time (a reset peer can no
+#: longer be asked with getpeername).
+_PEERS: weakref.WeakKeyDictionary[trio.SocketStream, str] = weakref.WeakKeyDictionary()
+#: accept() errors that concern only the one connection (as trio's own SocketListener).
+_IGNORABLE_ACCEPT = {errno.ECONNABORTED, errno.EPERM, errno.EPROTO}
+
+
+class _PeerListener(trio.abc.Listener[trio.SocketStream]):
+    """A TCP listener like :class:`trio.SocketListener` that remembers each peer address."""
+
+    def __init__(self, inner: trio.SocketListener) -> None:
+        self.inner = inner
+
+    async def accept(self) -> trio.SocketStream:
+        while True:
+            try:
+                sock, address = await self.inner.socket.accept()
+            except OSError as exc:
+                if exc.errno in (errno.EBADF, errno.ENOTSOCK):
+                    raise trio.ClosedResourceError from None
+                if exc.errno not in _IGNORABLE_ACCEPT:
+                    raise
+            else:
+                stream = trio.SocketStream(sock)
+                host, port = address[:2]
+                _PEERS[stream] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                return stream
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 def _stream_peer(stream: trio.abc.Stream) -> str:
     """``address:port`` of a raw (TCP or TLS) stream's peer, for log lines."""
     inner = getattr(stream, "transport_stream", stream)
-    sock = getattr(inner, "socket", None)
-    try:
-        host, port = sock.getpeername()[:2]  # type: ignore[union-attr]
-    except (AttributeError, OSError):
-        return "?"
-    return f"{host}:{port}"
+    return _PEERS.get(inner, "?") if isinstance(inner, trio.SocketStream) else "?"
+
+
+#: What a peer that resets, closes or vanishes mid-handshake makes the library raise.
+_PEER_GONE = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, tw.ConnectionClosed)
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, or ``exc`` itself."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]
 
 
 class _Refusals:
@@ -278,12 +335,12 @@ async def serve(
     (:meth:`AppWebsocket.allow_message_size`).
     """
     host, port = parse_listen(listen)
-    listeners: list[trio.abc.Listener] = list(await trio.open_tcp_listeners(port, host=host))
+    tcp = await trio.open_tcp_listeners(port, host=host)
+    listeners: list[trio.abc.Listener[Any]] = [_PeerListener(t) for t in tcp]
+    described: list[trio.abc.Listener[Any]] = list(tcp)  # for WebSocketServer.port/listeners
     if ssl_context is not None:
-        listeners = [
-            trio.SSLListener(tcp, ssl_context, https_compatible=True)  # type: ignore[arg-type]
-            for tcp in listeners
-        ]
+        listeners = [trio.SSLListener(t, ssl_context, https_compatible=True) for t in listeners]
+        described = [trio.SSLListener(t, ssl_context, https_compatible=True) for t in tcp]
 
     async def on_request(request: tw.WebSocketRequest) -> None:
         try:
@@ -298,7 +355,7 @@ async def serve(
 
     server = tw.WebSocketServer(
         on_request,
-        listeners,
+        described,
         max_message_size=max_message_size,
         connect_timeout=handshake_timeout,
         disconnect_timeout=2.0,
@@ -319,12 +376,17 @@ async def serve(
             # what trio-websocket's own WebSocketServer.run hands to serve_listeners.
             await server._handle_connection(stream)
         except Exception as exc:  # a peer must never end the listener
-            log.warning(
-                "connection.failed", peer=peer, error=type(exc).__name__, detail=str(exc)[:200]
-            )
+            leaves = _leaves(exc)
+            error = ",".join(sorted({type(e).__name__ for e in leaves}))
+            detail = str(leaves[0])[:200]
+            if all(isinstance(e, _PEER_GONE) for e in leaves):
+                log.info("connection.aborted", peer=peer, error=error, detail=detail)
+            else:  # a bug on our side or in the library: worth a traceback
+                log.error("connection.failed", peer=peer, error=error, detail=detail, exc_info=exc)
             await trio.aclose_forcefully(stream)
         finally:
             active -= 1
+            log.debug("connection.released", peer=peer, active=active)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, guarded, listeners)

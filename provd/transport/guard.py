@@ -126,5 +126,5 @@ class LoginThrottle:
     async def run(self) -> None:
         """Flush on a timer, forever (start it in the server's nursery)."""
         while True:
-            await trio.sleep(max(0.05, self._settings()[2] / 4))
+            await trio.sleep(min(5.0, max(0.05, self._settings()[2] / 4)))
             self.flush()
