@@ -19,10 +19,25 @@ from .errors import ProtocolError
 #: Cap on an encrypted value, in hex characters (a password, not a payload).
 MAX_CIPHERTEXT_HEX = 4096
 
+#: RC4 key lengths pycryptodome's ARC4 accepts, bytes (a peer's long seed exceeds it).
+MAX_RC4_KEY = 256
+
+
+def _utf8(text: str, what: str) -> bytes:
+    """UTF-8 bytes of peer-given text; a lone surrogate (from a JSON escape) is refused."""
+    try:
+        return text.encode("utf-8")
+    except (UnicodeEncodeError, AttributeError):
+        raise ProtocolError(f"{what} is not valid Unicode text") from None
+
 
 def sha256_hex(text: str) -> str:
-    """Lowercase hex SHA-256 of the UTF-8 bytes of ``text``."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """Lowercase hex SHA-256 of the UTF-8 bytes of ``text``.
+
+    Raises:
+        ProtocolError: ``text`` cannot be UTF-8 encoded (a lone surrogate).
+    """
+    return hashlib.sha256(_utf8(text, "hashed value")).hexdigest()
 
 
 def digests_equal(a: str, b: str) -> bool:
@@ -66,13 +81,21 @@ def session_key(challenge: str, password: str) -> str:
 
 
 def rc4(key: str, data: bytes) -> bytes:
-    """RC4 keyed with the UTF-8 bytes of ``key`` (symmetric: encrypts and decrypts)."""
-    return ARC4.new(key.encode("utf-8")).encrypt(data)
+    """RC4 keyed with the UTF-8 bytes of ``key`` (symmetric: encrypts and decrypts).
+
+    Raises:
+        ProtocolError: the key is empty, longer than 256 bytes (a peer's overlong seed) or
+            not valid Unicode.
+    """
+    raw = _utf8(key, "RC4 key")
+    if not 1 <= len(raw) <= MAX_RC4_KEY:
+        raise ProtocolError(f"RC4 key of {len(raw)} bytes (1 to {MAX_RC4_KEY} allowed)")
+    return ARC4.new(raw).encrypt(data)
 
 
 def rc4_encrypt_hex(key: str, plaintext: str) -> str:
     """RC4-encrypt UTF-8 ``plaintext``; return lowercase hex."""
-    return rc4(key, plaintext.encode("utf-8")).hex()
+    return rc4(key, _utf8(plaintext, "plaintext")).hex()
 
 
 def rc4_decrypt_hex(key: str, ciphertext: str) -> str:

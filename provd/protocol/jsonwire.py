@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from .errors import ProtocolError
@@ -74,6 +75,11 @@ def loads_object(data: str | bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> dict
             data = bytes(data).decode("utf-8")
         except UnicodeDecodeError:
             raise ProtocolError("message is not valid UTF-8") from None
+    elif not data.isascii():
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProtocolError("message is not valid Unicode") from None
     deep_possible = data.count("[") + data.count("{") > MAX_DEPTH
     if deep_possible and not _depth_ok(data):
         raise ProtocolError(f"JSON nested deeper than {MAX_DEPTH}")
@@ -85,7 +91,28 @@ def loads_object(data: str | bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> dict
         raise ProtocolError("message is not valid JSON") from None
     if not isinstance(obj, dict):
         raise ProtocolError("message is not a JSON object")
+    # Every string must be valid Unicode: hashing or storing it must not fail later.
+    if _SURROGATE_ESCAPE.search(data) and _has_lone_surrogate(obj):
+        raise ProtocolError("message holds a lone UTF-16 surrogate")
     return obj
+
+
+#: A ``\\u`` escape of a UTF-16 surrogate (paired ones are fine, lone ones are not).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(obj, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        return any(_has_lone_surrogate(v) for v in obj)
+    return False
 
 
 def is_finite_number(value: Any) -> bool:

@@ -42,3 +42,26 @@ def for_class(cls: type) -> st.SearchStrategy:
     hints = typing.get_type_hints(cls)
     fields = {f.name: for_type(hints[f.name]) for f in attrs.fields(cls)}
     return st.builds(cls, **fields)
+
+
+#: Any code point, lone surrogates included: JSON's ``\ud800`` escapes put them in strings.
+any_char = st.characters() | st.characters(categories=["Cs"])
+#: Text as a hostile peer may send it: empty, short, or far longer than any real field
+#: (a seed or key of thousands of characters, multi-byte and surrogates included).
+wire_text = st.one_of(
+    st.text(max_size=40),
+    st.text(any_char, max_size=40),
+    st.text(any_char, min_size=100, max_size=800),
+    st.integers(0, 5000).map(lambda n: "s" * n),
+    st.integers(0, 1000).map(lambda n: "ä" * n),
+)
+#: Hex (and not quite hex) ciphertexts, short and long.
+hex_text = st.one_of(
+    st.binary(max_size=64).map(bytes.hex),
+    st.binary(min_size=1000, max_size=2100).map(bytes.hex),
+    wire_text,
+)
+#: JSON objects whose strings may be long or hold lone surrogates.
+wire_objects = st.dictionaries(
+    wire_text, st.none() | st.booleans() | st.integers() | wire_text | json_objects, max_size=5
+)
