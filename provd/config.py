@@ -17,7 +17,7 @@ import attrs
 from attrs import frozen
 
 from .phones.settings import PhonesSettings
-from .transport.address import parse_listen
+from .transport.address import devices_url_problem, parse_listen
 
 #: The default instance password, for trying provd on a laptop. provd warns when it runs
 #: with it; a real PBX App object must use a secret of its own.
@@ -206,6 +206,8 @@ class Config:
         for key in ("timeout", "handshake_timeout", "backoff_initial", "backoff_cap"):
             if getattr(p, key) <= 0:
                 raise ConfigError(f"provisioning.{key}: must be positive")
+        if p.devices_url and (problem := devices_url_problem(p.devices_url)):
+            raise ConfigError(f"provisioning.devices_url: {problem}")
         if p.max_handshakes < 1 or p.code_attempts < 1:
             raise ConfigError("provisioning.max_handshakes/code_attempts: must be at least 1")
         if not self.store.path:

@@ -8,7 +8,6 @@ phone actor to finish the first registration.
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Iterable
 
 import attrs
@@ -20,6 +19,7 @@ from ..phones.model import PhoneData
 from ..protocol import ProtocolError
 from ..protocol.sysclient import decrypt_turn_password
 from ..store.records import PhoneRecord
+from ..transport.address import devices_url_problem
 
 log = structlog.get_logger("provd.state")
 
@@ -90,35 +90,6 @@ class PhoneDirectory:
                 return None
             data = self._data[mac] = phone_data(record)
         return data
-
-
-#: Longest Devices URL accepted (a URL, not a payload).
-MAX_DEVICES_URL = 2048
-
-
-def devices_url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be the Devices service URL, or None if it can.
-
-    The Devices API and the sysclients endpoint are websockets (spec sections 5 and 6):
-    only ``ws://`` and ``wss://`` with a host, and nothing a log line or a request line
-    could be confused by.
-    """
-    if not isinstance(url, str) or not url:
-        return "empty"
-    if len(url) > MAX_DEVICES_URL:
-        return f"longer than {MAX_DEVICES_URL} characters"
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
-        return "contains whitespace or control characters"
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        return "not a valid URL"
-    if parts.scheme.lower() not in ("ws", "wss"):
-        return "not a ws:// or wss:// URL"
-    if not parts.hostname:
-        return "no host"
-    return None
 
 
 class DevicesLocator:

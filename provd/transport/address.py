@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.parse
+
 
 def parse_listen(text: str) -> tuple[str, int]:
     """``"127.0.0.1:8090"`` / ``"[::1]:8090"`` → ``(host, port)``.
@@ -38,3 +40,32 @@ def sysclients_url(devices_url: str) -> str:
     if not devices_url.endswith("/"):
         devices_url += "/"
     return devices_url + "sysclients"
+
+
+#: Longest Devices URL accepted (a URL, not a payload).
+MAX_DEVICES_URL = 2048
+
+
+def devices_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be the Devices service URL, or None if it can.
+
+    The Devices API and the sysclients endpoint are websockets (spec sections 5 and 6):
+    only ``ws://`` and ``wss://`` with a host, and nothing a log line or a request line
+    could be confused by.
+    """
+    if not isinstance(url, str) or not url:
+        return "empty"
+    if len(url) > MAX_DEVICES_URL:
+        return f"longer than {MAX_DEVICES_URL} characters"
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        return "contains whitespace or control characters"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return "not a valid URL"
+    if parts.scheme.lower() not in ("ws", "wss"):
+        return "not a ws:// or wss:// URL"
+    if not parts.hostname:
+        return "no host"
+    return None
