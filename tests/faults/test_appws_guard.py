@@ -215,7 +215,7 @@ async def test_login_rate_limited_with_growing_delay(tmp_path, nursery):
         provd = await started(
             nursery,
             tmp_path,
-            "login_delay_initial = 0.2\nlogin_delay_cap = 5.0\nlogin_report_interval = 3600.0\n",
+            "login_delay_initial = 0.2\nlogin_delay_cap = 2.0\nlogin_report_interval = 3600.0\n",
         )
         mark = len(provd.lines)
         start = trio.current_time()
