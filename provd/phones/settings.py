@@ -6,6 +6,7 @@ can't silently leave the phone server open or on the wrong port.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -29,6 +30,16 @@ class PhonesSettings:
         sip_transport: ``"tls"`` (port 5061) or ``"tcp"`` (5060) for SIP account 1.
         miss_limit: misses (404/403/bad credentials) allowed per client address per window.
         miss_window: the sliding window, in seconds.
+        prefix_miss_limit: misses allowed per IPv6 /64 per window (one host may hold a
+            whole /64, so a scanner rotating within it is counted as one).
+        global_miss_rate: misses per second, over all clients, the global budget refills
+            at (a token bucket against scanners rotating their source address).
+        global_miss_burst: the global budget's size: misses allowed at once.
+        anonymous_vendors: vendors whose per-phone files are served to a request whose
+            User-Agent carries no MAC (or names no vendor); the others' phones always send
+            their MAC, so such a request is refused (403).
+        trusted_proxies: addresses or networks of reverse proxies whose
+            ``X-Forwarded-For`` names the real client; empty: the header is ignored.
     """
 
     listen: str = "127.0.0.1:8091"
@@ -40,6 +51,11 @@ class PhonesSettings:
     sip_transport: str = "tls"
     miss_limit: int = 20
     miss_window: float = 60.0 * SECONDS
+    prefix_miss_limit: int = 100
+    global_miss_rate: float = 20.0
+    global_miss_burst: int = 400
+    anonymous_vendors: tuple[str, ...] = ("poly", "gigaset")
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> PhonesSettings:
@@ -68,6 +84,9 @@ class PhonesSettings:
         return bool(self.tls_cert and self.tls_key)
 
 
+#: Vendors provd knows, for ``anonymous_vendors`` (the values of ``identify.Vendor``).
+VENDORS = ("yealink", "snom", "grandstream", "fanvil", "poly", "gigaset")
+
 _STRINGS = ("listen", "tls_cert", "tls_key", "username", "password", "templates", "sip_transport")
 
 
@@ -80,14 +99,39 @@ def _check(key: str, value: Any) -> Any:
         if key == "listen" and not _valid_listen(value):
             raise ValueError("phones.listen: must be 'host:port' with a port 0-65535")
         return value
-    if key == "miss_limit":
+    if key in ("miss_limit", "prefix_miss_limit", "global_miss_burst"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError("phones.miss_limit: must be an integer >= 1")
+            raise ValueError(f"phones.{key}: must be an integer >= 1")
         return value
     if key == "miss_window":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise ValueError("phones.miss_window: must be a number of seconds > 0")
         return float(value)
+    if key == "global_miss_rate":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError("phones.global_miss_rate: must be a number of misses per second > 0")
+        return float(value)
+    if key == "anonymous_vendors":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError("phones.anonymous_vendors: must be a list of vendor names")
+        for vendor in value:
+            if vendor not in VENDORS:
+                raise ValueError(
+                    f"phones.anonymous_vendors: unknown vendor {vendor!r} "
+                    f"(one of {', '.join(VENDORS)})"
+                )
+        return tuple(value)
+    if key == "trusted_proxies":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError("phones.trusted_proxies: must be a list of addresses or networks")
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"phones.trusted_proxies: {entry!r} is no IP address or network"
+                ) from None
+        return tuple(value)
     raise ValueError(f"phones.{key}: unknown setting")  # pragma: no cover - guarded above
 
 
