@@ -3,7 +3,8 @@
 ``python -m bench.attack PHONES_URL APPSERVICE_URL SECONDS`` keeps, for at most SECONDS:
 
 - ``--garbage`` connections (default 200) to the phones port, half sending junk bytes
-  (reconnecting when closed), half slowloris (a header byte now and then, never finishing);
+  (reconnecting half a second after the server closes), half slowloris (a header line
+  every half second, never finishing the request; reconnecting when closed);
 - ``--scanners`` (default 4) clients asking for files of unknown MACs, each request a new
   MAC with a matching User-Agent, as fast as answers come;
 - ``--brute`` (default 2) clients logging in to the app service with wrong passwords.
