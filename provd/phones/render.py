@@ -41,7 +41,15 @@ from jinja2 import (
 
 from provd.phones import codecs, items, timezones
 from provd.phones.account import MASK, SipAccount
-from provd.phones.identify import Identification, Kind, Vendor
+from provd.phones.examples import phone_request
+from provd.phones.identify import (
+    Identification,
+    IdentifyError,
+    Kind,
+    Vendor,
+    identify,
+    parse_user_agent,
+)
 from provd.phones.model import PhoneData
 
 log = structlog.get_logger()
@@ -316,13 +324,7 @@ class Renderer:
         phone = sample_phone()
         year = self._year or datetime.now(UTC).year
         for (vendor, kind), (name, _) in TEMPLATES.items():
-            request = Identification(
-                vendor=vendor,
-                kind=kind,
-                file=f"{phone.mac}.cfg",
-                mac=phone.mac,
-                per_phone=kind is not Kind.COMMON,
-            )
+            request = _sample_request(vendor, kind, phone.mac)
             for who in (phone, None) if kind is Kind.COMMON else (phone,):
                 try:
                     self._render_once(env, name, who, request, False, year)
@@ -401,6 +403,27 @@ def sample_phone() -> PhoneData:
             },
             "TLS_PROFILE": {"profile": "Strict"},
         },
+    )
+
+
+def _sample_request(vendor: Vendor, kind: Kind, mac: str) -> Identification:
+    """What that vendor's phone would ask for this kind of file (model and firmware set)."""
+    example = phone_request(vendor, mac)
+    try:
+        ident = identify(example.path, example.user_agent)
+    except IdentifyError:
+        ident = None
+    if ident is not None and (ident.vendor, ident.kind) == (vendor, kind):
+        return ident
+    ua = parse_user_agent(example.user_agent)
+    return Identification(
+        vendor=vendor,
+        kind=kind,
+        file=f"{mac}.cfg",
+        mac=mac,
+        per_phone=kind is not Kind.COMMON,
+        model=ua.model if ua else None,
+        firmware=ua.firmware if ua else None,
     )
 
 
