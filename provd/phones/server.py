@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 import logging
 import time
@@ -136,8 +137,9 @@ class PhonesApp:
         if method not in ("GET", "HEAD"):
             return 405, [(b"allow", b"GET, HEAD"), *_TEXT], b"method not allowed\n"
         client = scope.get("client")
-        peer = str(client[0]) if client else "unknown"
-        address = client_address(peer, _forwarded_for(scope), self._proxies)
+        address = str(client[0]) if client else "unknown"
+        if self._proxies:
+            address = client_address(address, _forwarded_for(scope), self._proxies)
         path = scope.get("path", "")
         raw_agent = _header(scope, b"user-agent")
         user_agent = raw_agent[:MAX_USER_AGENT]
@@ -208,7 +210,7 @@ class PhonesApp:
         """Whether the User-Agent vouches for a per-phone request (see the module doc)."""
         if str(ident.vendor) in self._settings.anonymous_vendors:
             return True
-        ua = parse_user_agent(user_agent)
+        ua = _parse_user_agent(user_agent)
         return ua is not None and ua.vendor is ident.vendor and ua.mac == ident.mac
 
     def _miss(self, address: str, now: float) -> Reply | None:
@@ -268,6 +270,9 @@ class PhonesApp:
         password_ok = hmac.compare_digest(password, want_password)
         return bool(sep) and user_ok and password_ok
 
+
+#: identify() parsed it already; phones repeat theirs, so a small cache makes this free.
+_parse_user_agent = functools.lru_cache(maxsize=4096)(parse_user_agent)
 
 _TEXT = ((b"content-type", b"text/plain; charset=utf-8"),)
 
