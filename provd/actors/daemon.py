@@ -23,10 +23,10 @@ import trio
 from .. import __version__, logs, systemd
 from ..config import DEFAULT_PASSWORD, Config, ConfigError
 from ..phones import (
+    CheckedRenderer,
     FetchRecord,
     FetchRecorder,
     PhonesApp,
-    Renderer,
     TemplateCheckError,
     serve_phones,
 )
@@ -252,13 +252,13 @@ class Daemon:
         return {"ok": True, "removed": removed}
 
 
-def checked_renderer(config: Config) -> Renderer:
+def checked_renderer(config: Config) -> CheckedRenderer:
     """The renderer for ``config``, its templates compiled and tried on a sample phone.
 
     Raises:
         TemplateCheckError: a template is broken; names the file and the error.
     """
-    renderer = Renderer(
+    renderer = CheckedRenderer(
         transport=config.phones.sip_transport, templates=config.phones.templates or None
     )
     renderer.check()

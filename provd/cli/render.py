@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..actors.state import phone_data
-from ..phones import IdentifyError, Renderer, RenderError, Vendor, identify, vendor_for_oui
+from ..phones import IdentifyError, Renderer, Vendor, identify, vendor_for_oui
 from ..phones.examples import phone_request
 from ..protocol import ProtocolError, normalize_mac
 from ..store.database import Database
@@ -57,10 +57,6 @@ def cmd_render(args: argparse.Namespace) -> int:
     renderer = Renderer(
         transport=config.phones.sip_transport, templates=config.phones.templates or None
     )
-    try:
-        rendered = renderer.render(phone_data(record), ident, mask_secrets=not args.show_secrets)
-    except RenderError as exc:
-        print(f"provd: cannot render: {exc}", file=sys.stderr)
-        return 1
+    rendered = renderer.render(phone_data(record), ident, mask_secrets=not args.show_secrets)
     sys.stdout.buffer.write(rendered.content)
     return 0

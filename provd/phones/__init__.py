@@ -18,12 +18,14 @@ from provd.phones.identify import (
     vendor_for_oui,
 )
 from provd.phones.model import PhoneData
-from provd.phones.render import Rendered, Renderer, RenderError, TemplateCheckError
+from provd.phones.render import Rendered, Renderer
+from provd.phones.robust import CheckedRenderer, RenderError, TemplateCheckError
 from provd.phones.server import PhonesApp, serve_phones
 from provd.phones.settings import PhonesSettings
 from provd.phones.timezones import ZoneRules, zone_rules
 
 __all__ = [
+    "CheckedRenderer",
     "FetchRecord",
     "FetchRecorder",
     "FileRequest",

@@ -9,14 +9,6 @@ user typed can add a line to a ``key = value`` file.
 Rendered bytes are cached by (MAC, vendor, kind, file name, ``PhoneData.revision``,
 template generation, masking, year): a revision bump re-renders one phone, :meth:`reload`
 (on SIGHUP) bumps the generation and so re-renders everything with the edited templates.
-
-Robustness: a configuration item that breaks rendering (an odd value Devices sent) is left
-out of that phone's file with one warning naming the MAC and the item type, and the rest of
-the file is served. A file that cannot be rendered at all raises :class:`RenderError`
-naming the template; the failure is cached like a success, so a broken template costs one
-attempt per phone and file, not one per request. :meth:`Renderer.check` compiles every
-template and renders each against a sample phone: the daemon runs it before it starts or
-accepts a reload, so a broken operator template is refused instead of served.
 """
 
 from __future__ import annotations
@@ -30,26 +22,11 @@ from typing import Any
 
 import structlog
 from attrs import evolve, frozen
-from jinja2 import (
-    ChoiceLoader,
-    Environment,
-    FileSystemLoader,
-    PackageLoader,
-    StrictUndefined,
-    TemplateSyntaxError,
-)
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
 
 from provd.phones import codecs, items, timezones
 from provd.phones.account import MASK, SipAccount
-from provd.phones.examples import phone_request
-from provd.phones.identify import (
-    Identification,
-    IdentifyError,
-    Kind,
-    Vendor,
-    identify,
-    parse_user_agent,
-)
+from provd.phones.identify import Identification, Kind, Vendor
 from provd.phones.model import PhoneData
 
 log = structlog.get_logger()
@@ -83,39 +60,6 @@ _TRANSPORT = {
 }
 
 DEFAULT_CACHE_SIZE = 4096
-
-#: (MAC, revision, item type) triples already warned about, at most.
-_MAX_SKIP_WARNINGS = 10_000
-
-
-class RenderError(Exception):
-    """A file could not be rendered.
-
-    Attributes:
-        template: the template file (path) that failed.
-        mac: the phone's MAC ("" for a model-common file).
-        message: what went wrong (no secrets: template errors, not values).
-    """
-
-    def __init__(self, template: str, mac: str, message: str) -> None:
-        super().__init__(f"{template}: {message}")
-        self.template = template
-        self.mac = mac
-        self.message = message
-
-
-class TemplateCheckError(ValueError):
-    """A template does not compile, or fails rendering the sample phone.
-
-    Attributes:
-        template: the template file (path), or the override directory.
-        message: the error, with the line number when Jinja2 knows it.
-    """
-
-    def __init__(self, template: str, message: str) -> None:
-        super().__init__(f"{template}: {message}")
-        self.template = template
-        self.message = message
 
 
 @frozen
@@ -165,9 +109,8 @@ class Renderer:
         self.generation = 0
         self._year = year
         self._cache_size = cache_size
-        self._cache: OrderedDict[Hashable, Rendered | RenderError] = OrderedDict()
+        self._cache: OrderedDict[Hashable, Rendered] = OrderedDict()
         self._lock = threading.Lock()
-        self._skip_warned: OrderedDict[tuple[str, int, str], None] = OrderedDict()
         self._env = self._environment()
 
     def _environment(self) -> Environment:
@@ -235,102 +178,17 @@ class Renderer:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
-                if isinstance(cached, RenderError):
-                    raise cached
                 return cached
             env = self._env
-        rendered: Rendered | RenderError
-        try:
-            text = self._render_robust(env, name, phone, request, mask_secrets, year)
-            rendered = Rendered(text.encode("utf-8"), content_type)
-        except RenderError as error:
-            rendered = error
+        context = self._context(phone, request, mask_secrets=mask_secrets, year=year)
+        text = self._render_uncached(env, name, context)
+        rendered = Rendered(text.encode("utf-8"), content_type)
         with self._lock:
             self._cache[key] = rendered
             self._cache.move_to_end(key)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        if isinstance(rendered, RenderError):
-            raise rendered
         return rendered
-
-    def _render_once(
-        self,
-        env: Environment,
-        name: str,
-        phone: PhoneData | None,
-        request: Identification,
-        mask_secrets: bool,
-        year: int,
-    ) -> str:
-        context = self._context(phone, request, mask_secrets=mask_secrets, year=year)
-        return self._render_uncached(env, name, context)
-
-    def _render_robust(
-        self,
-        env: Environment,
-        name: str,
-        phone: PhoneData | None,
-        request: Identification,
-        mask_secrets: bool,
-        year: int,
-    ) -> str:
-        """Render; if that fails, find the one configuration item to blame and leave it out.
-
-        Raises:
-            RenderError: the file fails without any single item too (a broken template).
-        """
-        try:
-            return self._render_once(env, name, phone, request, mask_secrets, year)
-        except Exception as first:  # any failure: a template bug or an odd item value
-            error = first
-        if phone is not None:
-            for item in sorted(phone.config):
-                rest = {k: v for k, v in phone.config.items() if k != item}
-                try:
-                    text = self._render_once(
-                        env, name, evolve(phone, config=rest), request, mask_secrets, year
-                    )
-                except Exception:  # noqa: S112 - not this item: try the next
-                    continue
-                self._warn_skipped(phone, item, error)
-                return text
-        raise RenderError(_template_path(env, name, error), request.mac or "", _describe(error))
-
-    def _warn_skipped(self, phone: PhoneData, item: str, error: Exception) -> None:
-        key = (phone.mac, phone.revision, item)
-        with self._lock:
-            if key in self._skip_warned:
-                return
-            self._skip_warned[key] = None
-            while len(self._skip_warned) > _MAX_SKIP_WARNINGS:
-                self._skip_warned.popitem(last=False)
-        log.warning("phones.item_skipped", mac=phone.mac, item=item, error=_describe(error))
-
-    def check(self) -> None:
-        """Compile every template and render each file kind for a sample phone.
-
-        Raises:
-            TemplateCheckError: naming the template file and the error (with its line).
-        """
-        if self.templates is not None and not self.templates.is_dir():
-            raise TemplateCheckError(str(self.templates), "not a directory")
-        env = self._environment()
-        for name in sorted(set(env.list_templates(filter_func=lambda n: n.endswith(".j2")))):
-            try:
-                env.get_template(name)
-            except Exception as exc:  # syntax errors, unreadable files, ...
-                raise TemplateCheckError(_template_path(env, name, exc), _describe(exc)) from None
-        phone = sample_phone()
-        year = self._year or datetime.now(UTC).year
-        for (vendor, kind), (name, _) in TEMPLATES.items():
-            request = _sample_request(vendor, kind, phone.mac)
-            for who in (phone, None) if kind is Kind.COMMON else (phone,):
-                try:
-                    self._render_once(env, name, who, request, False, year)
-                except Exception as exc:  # the sample must render: anything else is a bug
-                    path = _template_path(env, name, exc)
-                    raise TemplateCheckError(path, _describe(exc)) from None
 
     def _render_uncached(self, env: Environment, name: str, context: dict[str, Any]) -> str:
         return env.get_template(name).render(context)
@@ -380,66 +238,3 @@ class Renderer:
         if tz.fallback:
             log.warning("phones.unknown_time_zone", mac=phone.mac, tz=items.time_zone(phone.config))
         return context
-
-
-def sample_phone() -> PhoneData:
-    """A phone with every configuration item set, for :meth:`Renderer.check`."""
-    return PhoneData(
-        mac="001565000001",
-        hwid="IP-HW-CHECK",
-        usename="check",
-        cn="Template Check",
-        password="check-<&\"'-password",  # noqa: S106 - a sample, not a secret
-        domain="example.com",
-        dns="pbx.example.com",
-        config={
-            "PHONE": {"coder": "G722,OPUS-WB,G711A,G711u,G729"},
-            "NTP": {"ntp1": "ntp1.example.com", "ntp2": "ntp2.example.com", "tz": "Europe/Berlin"},
-            "MEDIA": {
-                "stunServer": "stun.example.com:3478",
-                "turnServer": "turn.example.com:3478",
-                "turnUser": "turnuser",
-                "turnPassword": "check-turn-password",
-            },
-            "TLS_PROFILE": {"profile": "Strict"},
-        },
-    )
-
-
-def _sample_request(vendor: Vendor, kind: Kind, mac: str) -> Identification:
-    """What that vendor's phone would ask for this kind of file (model and firmware set)."""
-    example = phone_request(vendor, mac)
-    try:
-        ident = identify(example.path, example.user_agent)
-    except IdentifyError:
-        ident = None
-    if ident is not None and (ident.vendor, ident.kind) == (vendor, kind):
-        return ident
-    ua = parse_user_agent(example.user_agent)
-    return Identification(
-        vendor=vendor,
-        kind=kind,
-        file=f"{mac}.cfg",
-        mac=mac,
-        per_phone=kind is not Kind.COMMON,
-        model=ua.model if ua else None,
-        firmware=ua.firmware if ua else None,
-    )
-
-
-def _template_path(env: Environment, name: str, error: BaseException) -> str:
-    """The file that failed: the syntax error's own file, else ``name``'s source file."""
-    if isinstance(error, TemplateSyntaxError) and (error.filename or error.name):
-        return str(error.filename or error.name)
-    try:
-        return env.get_template(name).filename or name
-    except Exception:
-        return name
-
-
-def _describe(error: BaseException) -> str:
-    """``Type: message`` and, for syntax errors, the line."""
-    if isinstance(error, TemplateSyntaxError):
-        return f"line {error.lineno}: {error.message}"
-    text = str(error).replace("\n", " ")[:300]
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -39,7 +39,8 @@ from hypercorn.trio import serve as hypercorn_serve
 from provd.phones.fetch import FetchRecord
 from provd.phones.identify import Identification, IdentifyError, identify, parse_user_agent
 from provd.phones.model import PhoneData
-from provd.phones.render import Renderer, RenderError
+from provd.phones.render import Renderer
+from provd.phones.robust import RenderError
 from provd.phones.settings import PhonesSettings
 from provd.phones.throttle import (
     MAX_TRACKED,

@@ -15,11 +15,11 @@ from structlog.testing import capture_logs
 
 from provd.actors.state import PhoneDirectory
 from provd.phones import (
+    CheckedRenderer,
     FetchRecord,
     FetchRecorder,
     PhonesApp,
     PhonesSettings,
-    Renderer,
     TemplateCheckError,
     items,
     serve_phones,
@@ -73,7 +73,7 @@ class Harness:
             {"miss_limit": 3, "miss_window": 60, **settings}
         )
         self.app = PhonesApp(
-            Renderer("tls", year=2025),
+            CheckedRenderer("tls", year=2025),
             self.lookup,
             self.record,
             self.settings,
@@ -445,7 +445,7 @@ class TestTemplateErrors:
         """Renderer.check refuses a template that doesn't compile, naming file and line."""
         broken_templates(tmp_path, "ok\n{% if %}\n")
         with pytest.raises(TemplateCheckError) as info:
-            Renderer("tls", tmp_path).check()
+            CheckedRenderer("tls", tmp_path).check()
         assert info.value.template == str(tmp_path / "yealink" / "phone.cfg.j2")
         assert info.value.message.startswith("line 2:")
 
@@ -453,22 +453,22 @@ class TestTemplateErrors:
         """A template that compiles but fails on a real phone is refused too."""
         broken_templates(tmp_path)
         with pytest.raises(TemplateCheckError, match="no_such_value") as info:
-            Renderer("tls", tmp_path).check()
+            CheckedRenderer("tls", tmp_path).check()
         assert info.value.template == str(tmp_path / "yealink" / "phone.cfg.j2")
 
     def test_check_refuses_a_missing_directory(self, tmp_path):
         """A templates directory that doesn't exist is refused, naming the path."""
         with pytest.raises(TemplateCheckError, match="not a directory"):
-            Renderer("tls", tmp_path / "nope").check()
+            CheckedRenderer("tls", tmp_path / "nope").check()
 
     def test_packaged_templates_pass(self):
         """The packaged templates pass the check."""
-        Renderer("tls").check()
+        CheckedRenderer("tls").check()
 
     async def test_render_error_answers_500_and_logs_once(self, tmp_path):
         """A render failure: 500 each time, one error line naming template, MAC and error."""
         harness = Harness()
-        harness.app.renderer = Renderer("tls", broken_templates(tmp_path), year=2025)
+        harness.app.renderer = CheckedRenderer("tls", broken_templates(tmp_path), year=2025)
         with capture_logs() as logs:
             async with harness.client() as client:
                 statuses = [
