@@ -27,6 +27,7 @@ import binascii
 import functools
 import hmac
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -37,7 +38,13 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from provd.phones.fetch import FetchRecord
-from provd.phones.identify import Identification, IdentifyError, identify, parse_user_agent
+from provd.phones.identify import (
+    Identification,
+    IdentifyError,
+    identify,
+    normalize_mac,
+    parse_user_agent,
+)
 from provd.phones.model import PhoneData
 from provd.phones.render import Renderer
 from provd.phones.robust import RenderError
@@ -157,6 +164,9 @@ class PhonesApp:
         try:
             ident = identify(path, raw_agent)
         except IdentifyError as error:
+            if error.status == 404 and await self._known_phone_noise(path):
+                log.debug("phones.not_served", address=address, path=path[:256])
+                return 404, list(_TEXT), b"not found\n"
             return self._refuse(
                 address, now, error.status, type(error).__name__, path[:256], user_agent
             )
@@ -206,6 +216,19 @@ class PhonesApp:
                 )
             )
         return 200, [(b"content-type", rendered.content_type.encode())], rendered.content
+
+    async def _known_phone_noise(self, path: str) -> bool:
+        """A file we don't serve, named after a phone we know (Poly's ``<mac>-phone.cfg``,
+        ``<mac>-web.cfg``, ...): boot noise, not a scan, so not a miss (phones.md, "Boots
+        are noisy")."""
+        found = _PATH_MAC.search(path[:256])
+        mac = normalize_mac(found[1]) if found else None
+        if mac is None:
+            return False
+        try:
+            return await self.lookup(mac) is not None
+        except Exception:  # a lookup failure: count it as a miss, as before
+            return False
 
     def _agent_acceptable(self, ident: Identification, user_agent: str) -> bool:
         """Whether the User-Agent vouches for a per-phone request (see the module doc)."""
@@ -274,6 +297,8 @@ class PhonesApp:
 
 #: identify() parsed it already; phones repeat theirs, so a small cache makes this free.
 _parse_user_agent = functools.lru_cache(maxsize=4096)(parse_user_agent)
+
+_PATH_MAC = re.compile(r"(?<![0-9A-Fa-f])([0-9A-Fa-f]{12})(?![0-9A-Fa-f])")
 
 _TEXT = ((b"content-type", b"text/plain; charset=utf-8"),)
 

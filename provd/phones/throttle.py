@@ -6,7 +6,8 @@ Throttling only ever changes the answer to a miss (429 instead of 404/403/401); 
 for a known MAC that passes the identity checks, and a model-common file, are always served.
 Phones are noisy (a Poly boot asks for ~8 files that don't exist, phones.md "Boots are
 noisy") and many share one address behind NAT or a reverse proxy, so a throttle that
-refused hits would lock real phones out.
+refused hits would lock real phones out. (The server doesn't even count a 404 for a file
+named after a known phone's MAC as a miss: that is boot noise.)
 
 Misses are counted three ways, each with its own limit:
 

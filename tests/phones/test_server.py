@@ -522,6 +522,16 @@ class TestKnownPhonesNeverThrottled:
                     response = await client.get(path, headers=agent)
                     assert response.status_code == 200, (_boot, path)
 
+    async def test_known_phone_boot_noise_is_no_miss(self):
+        """404s for files named after a known phone's MAC don't count towards throttling."""
+        harness = Harness(miss_limit=3)
+        agent = {"user-agent": "FileTransport PolycomVVX-VVX_410-UA/5.9.5.0614"}
+        async with harness.client() as client:
+            for suffix in ["-phone.cfg", "-web.cfg", "-license.cfg", "-directory.xml"] * 3:
+                response = await client.get(f"/0004f2a1b2c3{suffix}", headers=agent)
+                assert response.status_code == 404
+            assert await TestThrottling().miss(client, 4) == [404, 404, 404, 429]
+
     async def test_rotating_scanner_hits_global_budget(self):
         """A scan from ever new addresses is refused by the global budget; phones still 200."""
         harness = Harness(miss_limit=20, global_miss_burst=10, global_miss_rate=1)
