@@ -22,7 +22,14 @@ import trio
 
 from .. import __version__, logs, systemd
 from ..config import DEFAULT_PASSWORD, Config, ConfigError
-from ..phones import FetchRecord, PhonesApp, Renderer, serve_phones
+from ..phones import (
+    CheckedRenderer,
+    FetchRecord,
+    FetchRecorder,
+    PhonesApp,
+    TemplateCheckError,
+    serve_phones,
+)
 from ..store.actor import Store
 from ..transport import serve
 from . import control
@@ -85,9 +92,9 @@ class Daemon:
         self.supervisor = PhoneSupervisor(self.phones_ctx)
         self.app_ctx = AppServiceContext(phones=self.phones_ctx, supervisor=self.supervisor)
         self.phones_ctx.devices_api = DevicesApi(self.locator, self.app_ctx.current_pbx)
-        self.renderer = Renderer(
-            transport=config.phones.sip_transport, templates=config.phones.templates or None
-        )
+        # Raises TemplateCheckError (naming the file) for a broken operator template.
+        self.renderer = checked_renderer(config)
+        self.fetches = FetchRecorder(self._write_fetches)
         self.phones_app = PhonesApp(self.renderer, self._lookup, self._record_fetch, config.phones)
         self._inner: trio.Nursery | None = None
         self.reloads = 0
@@ -129,6 +136,7 @@ class Daemon:
                 )
             )
             inner.start_soon(self.app_ctx.throttle.run)
+            await inner.start(self.fetches.run)
             phones_urls = await inner.start(serve_phones, self.phones_app, config.phones)
             control_path = await inner.start(
                 control.serve_control, config.control_socket, self._control_handlers()
@@ -187,23 +195,22 @@ class Daemon:
             log.error("daemon.reload_refused", error=str(exc))
             systemd.notify("READY=1", "STATUS=reload refused; old config kept")
             return False
+        try:
+            renderer = checked_renderer(new)
+        except TemplateCheckError as exc:
+            log.error("daemon.reload_refused", template=exc.template, error=exc.message)
+            systemd.notify("READY=1", "STATUS=reload refused; old config kept")
+            return False
         for section, key in RESTART_ONLY:
             if getattr(getattr(new, section), key) != getattr(getattr(self.config, section), key):
                 log.warning("daemon.reload_needs_restart", setting=f"{section}.{key}")
         logs.configure(new.log.level, fmt=new.log.format)
-        old, self.config = self.config, new
+        self.config = new
         self.phones_ctx.config = new
         self.phones_app.settings = new.phones
-        if (new.phones.templates, new.phones.sip_transport) != (
-            old.phones.templates,
-            old.phones.sip_transport,
-        ):
-            self.renderer = Renderer(
-                transport=new.phones.sip_transport, templates=new.phones.templates or None
-            )
-            self.phones_app.renderer = self.renderer
-        else:
-            self.renderer.reload()
+        # A fresh renderer (checked above): edited templates, empty cache, new transport.
+        self.renderer = self.phones_app.renderer = renderer
+        log.info("phones.templates_reloaded", templates=new.phones.templates or "-")
         self.reloads += 1
         log.info("daemon.reloaded", log_level=new.log.level, source=new.source or "-")
         systemd.notify("READY=1", f"STATUS=serving {len(self.directory)} phones")
@@ -215,7 +222,10 @@ class Daemon:
         return self.directory.data(mac)
 
     async def _record_fetch(self, fetch: FetchRecord) -> None:
-        self.store.submit(lambda db: db.record_fetches([fetch]))
+        self.fetches.record(fetch)  # buffered: never blocks a phone's request
+
+    async def _write_fetches(self, rows: list[FetchRecord]) -> None:
+        await self.store.call(lambda db: db.record_fetches(rows))
 
     # --- control socket -----------------------------------------------------------------------
 
@@ -247,6 +257,19 @@ class Daemon:
         removed = await self.store.call(lambda db: db.remove_phone(mac))
         log.info("phone.removed", mac=mac, existed=removed)
         return {"ok": True, "removed": removed}
+
+
+def checked_renderer(config: Config) -> CheckedRenderer:
+    """The renderer for ``config``, its templates compiled and tried on a sample phone.
+
+    Raises:
+        TemplateCheckError: a template is broken; names the file and the error.
+    """
+    renderer = CheckedRenderer(
+        transport=config.phones.sip_transport, templates=config.phones.templates or None
+    )
+    renderer.check()
+    return renderer
 
 
 def _load_and_mark_offline(db) -> list:

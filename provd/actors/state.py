@@ -31,9 +31,18 @@ def phone_data(record: PhoneRecord) -> PhoneData:
     if media is not None and record.sysclient_password:
         try:
             turn = decrypt_turn_password(media, record.sysclient_password)
-        except ProtocolError:
-            log.warning("phone.turn_password_undecryptable", mac=record.mac)
+        except (ProtocolError, ValueError) as exc:  # ValueError: a key RC4 refuses
+            # The TURN part of the item is skipped (no server without its password); the
+            # rest of the phone's file is still served. Logged once per stored revision.
+            log.warning(
+                "phone.turn_password_undecryptable",
+                mac=record.mac,
+                item="MEDIA",
+                error=type(exc).__name__,
+            )
             turn = None
+            for key in ("turnServer", "turnUser"):
+                media.pop(key, None)
         media.pop("turnSeed", None)
         if turn is not None:
             register_secret(turn)

@@ -163,10 +163,10 @@ async def _demo(workdir: Path, verbose: bool) -> int:
                 row.size = f"{len(response.content)} B" if good else f"HTTP {response.status_code}"
                 row.ok &= good
                 say(f"  {vendor.value:<11} GET {request.path:<32} {row.size}")
-            stranger = await client.get(
-                "/805ec0ffffff.cfg", headers={"User-Agent": "Yealink SIP-T46S 66.86.0.15"}
-            )
-            path = "/805ec0ffffff.cfg"
+            # A well-formed request for a MAC provd doesn't know (the User-Agent carries it).
+            unknown = phone_request(Vendor.YEALINK, "805ec0ffffff")
+            stranger = await client.get(unknown.path, headers={"User-Agent": unknown.user_agent})
+            path = unknown.path
             say(f"  {'(unknown)':<11} GET {path:<32} HTTP {stranger.status_code}")
             refused = stranger.status_code == 404
             for row in rows:

@@ -9,6 +9,7 @@ import trio
 
 from .. import logs
 from ..actors.daemon import Daemon
+from ..phones import TemplateCheckError
 from .common import add_config_argument, load_config
 
 
@@ -28,6 +29,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         trio.run(Daemon(config).run)
     except OSError as exc:
         log.error("daemon.start_failed", error=f"{exc.strerror or exc}")
+        return 1
+    except TemplateCheckError as exc:
+        log.error("daemon.start_failed", template=exc.template, error=exc.message)
         return 1
     except KeyboardInterrupt:
         pass

@@ -2,7 +2,7 @@
 
 from provd.phones.account import SipAccount
 from provd.phones.codecs import parse_coders
-from provd.phones.fetch import FetchRecord
+from provd.phones.fetch import FetchRecord, FetchRecorder
 from provd.phones.identify import (
     FileRequest,
     Identification,
@@ -19,12 +19,15 @@ from provd.phones.identify import (
 )
 from provd.phones.model import PhoneData
 from provd.phones.render import Rendered, Renderer
+from provd.phones.robust import CheckedRenderer, RenderError, TemplateCheckError
 from provd.phones.server import PhonesApp, serve_phones
 from provd.phones.settings import PhonesSettings
 from provd.phones.timezones import ZoneRules, zone_rules
 
 __all__ = [
+    "CheckedRenderer",
     "FetchRecord",
+    "FetchRecorder",
     "FileRequest",
     "Identification",
     "IdentifyError",
@@ -34,9 +37,11 @@ __all__ = [
     "PhoneData",
     "PhonesApp",
     "PhonesSettings",
+    "RenderError",
     "Rendered",
     "Renderer",
     "SipAccount",
+    "TemplateCheckError",
     "UserAgentInfo",
     "Vendor",
     "ZoneRules",

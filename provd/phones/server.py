@@ -1,24 +1,34 @@
 """The phone-facing HTTP(S) server: an ASGI app served by hypercorn's trio worker.
 
-Per request: method check, miss throttling, optional HTTP Basic auth, :func:`identify`,
-then either a model-common file (anyone authorised) or a per-phone file (only for a MAC
-the daemon knows, via ``lookup``). Each per-phone GET is reported through ``record_fetch``.
+Per request: method check, optional HTTP Basic auth, :func:`identify`, the User-Agent
+policy, then either a model-common file (anyone authorised) or a per-phone file (only for a
+MAC the daemon knows, via ``lookup``). Each per-phone GET is reported through
+``record_fetch``, which must not block (the daemon buffers, see
+:class:`provd.phones.fetch.FetchRecorder`).
 
-Miss throttling: a client address that collects ``miss_limit`` misses (404, 403, wrong
-credentials) within ``miss_window`` seconds gets 429 without a lookup until its misses age
-out of the window, so a MAC scanner gets at most ``miss_limit`` guesses per window. 429s
-themselves don't count, so a throttled client behind a shared NAT recovers on its own. At
-most ``MAX_TRACKED`` addresses are tracked (least recently missing evicted first).
+Settings are read from :attr:`PhonesApp.settings` on each request; assigning a new
+``PhonesSettings`` (the daemon does on SIGHUP) applies credentials, throttling limits,
+trusted proxies and the User-Agent policy at once.
+
+User-Agent policy: Yealink, Snom, Grandstream and Fanvil phones put their MAC in the
+User-Agent (phones.md, the vendor table), so a per-phone file for them is refused (403)
+unless the User-Agent names that vendor and carries the MAC; ``anonymous_vendors``
+(default Poly and Gigaset, which don't always send it) lifts this per vendor.
+
+Misses (refusals) are throttled as :mod:`provd.phones.throttle` describes; a known phone
+that passes the identity checks is never throttled. A render or lookup failure answers 500
+and is logged with template, MAC and message, once per minute per template and error.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 import logging
+import re
 import time
-from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,79 +38,37 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from provd.phones.fetch import FetchRecord
-from provd.phones.identify import IdentifyError, identify
+from provd.phones.identify import (
+    Identification,
+    IdentifyError,
+    identify,
+    normalize_mac,
+    parse_user_agent,
+)
 from provd.phones.model import PhoneData
 from provd.phones.render import Renderer
+from provd.phones.robust import RenderError
 from provd.phones.settings import PhonesSettings
+from provd.phones.throttle import (
+    MAX_TRACKED,
+    LogLimiter,
+    MissTracker,
+    Throttle,
+    client_address,
+    parse_networks,
+)
 from provd.transport.asgi import lifespan
+
+__all__ = ["MAX_TRACKED", "MissTracker", "PhonesApp", "hypercorn_config", "serve_phones"]
 
 log = structlog.get_logger()
 
 Lookup = Callable[[str], Awaitable[PhoneData | None]]
 RecordFetch = Callable[[FetchRecord], Awaitable[None]]
+Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
 
-MAX_TRACKED = 10_000
-
-
-class MissTracker:
-    """Sliding-window miss counts per client address, bounded in memory.
-
-    Args:
-        limit: misses allowed in ``window``; from then on :meth:`throttled` is True.
-        window: window length in seconds.
-        max_tracked: most addresses remembered.
-    """
-
-    def __init__(self, limit: int, window: float, max_tracked: int = MAX_TRACKED) -> None:
-        self.limit = limit
-        self.window = window
-        self.max_tracked = max_tracked
-        self._misses: OrderedDict[str, deque[float]] = OrderedDict()
-        self._logged: dict[str, float] = {}
-
-    def _prune(self, address: str, now: float) -> deque[float] | None:
-        misses = self._misses.get(address)
-        if misses is None:
-            return None
-        while misses and misses[0] <= now - self.window:
-            misses.popleft()
-        if not misses:
-            del self._misses[address]
-            self._logged.pop(address, None)
-            return None
-        return misses
-
-    def throttled(self, address: str, now: float) -> bool:
-        """Whether ``address`` has used up its misses for the current window."""
-        misses = self._prune(address, now)
-        return misses is not None and len(misses) >= self.limit
-
-    def count(self, address: str) -> int:
-        """Misses currently remembered for ``address`` (as of the last prune)."""
-        misses = self._misses.get(address)
-        return len(misses) if misses else 0
-
-    def miss(self, address: str, now: float) -> None:
-        """Record a miss by ``address`` at ``now``."""
-        misses = self._prune(address, now)
-        if misses is None:
-            misses = self._misses[address] = deque(maxlen=self.limit)
-        misses.append(now)
-        self._misses.move_to_end(address)
-        while len(self._misses) > self.max_tracked:
-            evicted, _ = self._misses.popitem(last=False)
-            self._logged.pop(evicted, None)
-
-    def should_log(self, address: str, now: float) -> bool:
-        """True once per window per throttled address: log throttling without flooding."""
-        last = self._logged.get(address)
-        if last is not None and now - last < self.window:
-            return False
-        self._logged[address] = now
-        return True
-
-    def __len__(self) -> int:
-        return len(self._misses)
+#: Longest User-Agent kept for fetch records and log lines (phones send < 150 characters).
+MAX_USER_AGENT = 256
 
 
 class PhonesApp:
@@ -109,8 +77,10 @@ class PhonesApp:
     Args:
         renderer: renders the files.
         lookup: ``async (mac) -> PhoneData | None``: the provisioned phone with that MAC.
-        record_fetch: ``async (FetchRecord) -> None``: called after each per-phone GET.
-        settings: the ``[phones]`` settings (auth and throttling are read from it).
+        record_fetch: ``async (FetchRecord) -> None``: called after each per-phone GET;
+            must return promptly.
+        settings: the ``[phones]`` settings (auth, throttling, proxies, User-Agent policy);
+            assign :attr:`settings` to apply new ones.
         clock: monotonic seconds, for throttling (inject a fake in tests).
         wall_clock: UTC epoch seconds, for :attr:`FetchRecord.time`.
     """
@@ -127,13 +97,31 @@ class PhonesApp:
         self.renderer = renderer
         self.lookup = lookup
         self.record_fetch = record_fetch
-        self.settings = settings
         self.clock = clock
         self.wall_clock = wall_clock
-        self.misses = MissTracker(settings.miss_limit, settings.miss_window)
-        self._credentials = (
+        self.throttle = Throttle(settings, clock())
+        self.errors = LogLimiter(interval=settings.miss_window)
+        self.settings = settings
+
+    @property
+    def settings(self) -> PhonesSettings:
+        """The settings in force; assigning new ones applies them to the next request."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: PhonesSettings) -> None:
+        credentials = (
             (settings.username.encode(), settings.password.encode()) if settings.username else None
         )
+        proxies = parse_networks(settings.trusted_proxies)
+        self.throttle.configure(settings)
+        # One assignment each, no await in between: a request sees old or new, never a mix.
+        self._credentials, self._proxies, self._settings = credentials, proxies, settings
+
+    @property
+    def misses(self) -> MissTracker:
+        """The per-address miss counts."""
+        return self.throttle.addresses
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -152,54 +140,57 @@ class PhonesApp:
             body = b""
         await send({"type": "http.response.body", "body": body})
 
-    async def _handle(self, scope: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    async def _handle(self, scope: dict[str, Any]) -> Reply:
         method = scope["method"]
         if method not in ("GET", "HEAD"):
             return 405, [(b"allow", b"GET, HEAD"), *_TEXT], b"method not allowed\n"
         client = scope.get("client")
-        address = client[0] if client else "unknown"
+        address = str(client[0]) if client else "unknown"
+        if self._proxies:
+            address = client_address(address, _forwarded_for(scope), self._proxies)
         path = scope.get("path", "")
-        user_agent = _header(scope, b"user-agent")
+        raw_agent = _header(scope, b"user-agent")
+        user_agent = raw_agent[:MAX_USER_AGENT]
         now = self.clock()
-        if self.misses.throttled(address, now):
-            if self.misses.should_log(address, now):
-                log.warning("phones.throttled", address=address, misses=self.misses.count(address))
-            return (
-                429,
-                [(b"retry-after", str(int(self.settings.miss_window)).encode()), *_TEXT],
-                (b"too many requests\n"),
-            )
         if self._credentials is not None:
             auth = _header(scope, b"authorization")
             if not self._authorised(auth):
                 if auth:  # wrong credentials are a miss; the first, bare request is not
-                    self.misses.miss(address, now)
-                    log.info("phones.unauthorised", address=address, path=path)
+                    if (refused := self._miss(address, now)) is not None:
+                        return refused
+                    log.info("phones.unauthorised", address=address, path=path[:256])
                 challenge = (b"www-authenticate", b'Basic realm="provd", charset="UTF-8"')
                 return 401, [challenge, *_TEXT], b"unauthorised\n"
         try:
-            ident = identify(path, user_agent)
+            ident = identify(path, raw_agent)
         except IdentifyError as error:
-            self.misses.miss(address, now)
-            log.info(
-                "phones.refused",
-                address=address,
-                path=path,
-                status=error.status,
-                reason=type(error).__name__,
-                user_agent=user_agent,
+            if error.status == 404 and await self._known_phone_noise(path):
+                log.debug("phones.not_served", address=address, path=path[:256])
+                return 404, list(_TEXT), b"not found\n"
+            return self._refuse(
+                address, now, error.status, type(error).__name__, path[:256], user_agent
             )
-            reply = b"not found\n" if error.status == 404 else b"forbidden\n"
-            return error.status, list(_TEXT), reply
+        if ident.per_phone and not self._agent_acceptable(ident, raw_agent):
+            reason = "UserAgentWithoutMac"
+            return self._refuse(address, now, 403, reason, path[:256], user_agent)
         phone: PhoneData | None = None
         if ident.per_phone:
             assert ident.mac is not None
-            phone = await self.lookup(ident.mac)
+            try:
+                phone = await self.lookup(ident.mac)
+            except Exception as exc:  # a store/decryption bug: answer 500, keep serving
+                return self._server_error("-", ident, exc.__class__.__name__, now)
             if phone is None:
-                self.misses.miss(address, now)
+                if (refused := self._miss(address, now)) is not None:
+                    return refused
                 log.info("phones.unknown_mac", address=address, mac=ident.mac, file=ident.file)
                 return 404, list(_TEXT), b"not found\n"
-        rendered = self.renderer.render(phone, ident)
+        try:
+            rendered = self.renderer.render(phone, ident)
+        except RenderError as error:
+            return self._server_error(error.template, ident, error.message, now)
+        except Exception as exc:  # a bug in rendering: answer 500, keep serving
+            return self._server_error("-", ident, f"{type(exc).__name__}: {exc}"[:300], now)
         # Debug only: a boot storm would flood the journal; fetches are recorded in the store.
         log.debug(
             "phones.served",
@@ -226,6 +217,68 @@ class PhonesApp:
             )
         return 200, [(b"content-type", rendered.content_type.encode())], rendered.content
 
+    async def _known_phone_noise(self, path: str) -> bool:
+        """A file we don't serve, named after a phone we know (Poly's ``<mac>-phone.cfg``,
+        ``<mac>-web.cfg``, ...): boot noise, not a scan, so not a miss (phones.md, "Boots
+        are noisy")."""
+        found = _PATH_MAC.search(path[:256])
+        mac = normalize_mac(found[1]) if found else None
+        if mac is None:
+            return False
+        try:
+            return await self.lookup(mac) is not None
+        except Exception:  # a lookup failure: count it as a miss, as before
+            return False
+
+    def _agent_acceptable(self, ident: Identification, user_agent: str) -> bool:
+        """Whether the User-Agent vouches for a per-phone request (see the module doc)."""
+        if str(ident.vendor) in self._settings.anonymous_vendors:
+            return True
+        ua = _parse_user_agent(user_agent)
+        return ua is not None and ua.vendor is ident.vendor and ua.mac == ident.mac
+
+    def _miss(self, address: str, now: float) -> Reply | None:
+        """Count a miss; the 429 reply if it is throttled, else None (answer as usual)."""
+        throttled = self.throttle.miss(address, now)
+        if throttled is None:
+            return None
+        scope, fields = throttled
+        if fields:
+            log.warning("phones.throttled", scope=scope, **fields)
+        retry = str(int(self._settings.miss_window)).encode()
+        return 429, [(b"retry-after", retry), *_TEXT], b"too many requests\n"
+
+    def _refuse(
+        self, address: str, now: float, status: int, reason: str, path: str, user_agent: str
+    ) -> Reply:
+        if (refused := self._miss(address, now)) is not None:
+            return refused
+        log.info(
+            "phones.refused",
+            address=address,
+            path=path,
+            status=status,
+            reason=reason,
+            user_agent=user_agent,
+        )
+        reply = b"not found\n" if status == 404 else b"forbidden\n"
+        return status, list(_TEXT), reply
+
+    def _server_error(
+        self, template: str, ident: Identification, message: str, now: float
+    ) -> Reply:
+        suppressed = self.errors.allow((template, message), now)
+        if suppressed is not None:
+            log.error(
+                "phones.render_failed",
+                template=template,
+                mac=ident.mac or "-",
+                file=ident.file,
+                error=message,
+                suppressed=suppressed,
+            )
+        return 500, list(_TEXT), b"internal server error\n"
+
     def _authorised(self, header: str) -> bool:
         assert self._credentials is not None
         scheme, _, encoded = header.partition(" ")
@@ -242,6 +295,11 @@ class PhonesApp:
         return bool(sep) and user_ok and password_ok
 
 
+#: identify() parsed it already; phones repeat theirs, so a small cache makes this free.
+_parse_user_agent = functools.lru_cache(maxsize=4096)(parse_user_agent)
+
+_PATH_MAC = re.compile(r"(?<![0-9A-Fa-f])([0-9A-Fa-f]{12})(?![0-9A-Fa-f])")
+
 _TEXT = ((b"content-type", b"text/plain; charset=utf-8"),)
 
 
@@ -250,6 +308,15 @@ def _header(scope: dict[str, Any], name: bytes) -> str:
         if key.lower() == name:
             return value.decode("latin-1")
     return ""
+
+
+def _forwarded_for(scope: dict[str, Any]) -> str:
+    """Every ``X-Forwarded-For`` header, joined in order (proxies may add a second one)."""
+    return ",".join(
+        value.decode("latin-1")
+        for key, value in scope.get("headers", ())
+        if key.lower() == b"x-forwarded-for"
+    )
 
 
 def hypercorn_config(settings: PhonesSettings) -> HypercornConfig:

@@ -56,3 +56,41 @@ class TestFromMapping:
         """Unknown keys, wrong types and bad values raise ValueError naming the key."""
         with pytest.raises(ValueError, match="^" + message.replace("[", r"\[")):
             PhonesSettings.from_mapping(data)
+
+
+class TestHardeningSettings:
+    def test_defaults(self):
+        """Throttling budget, User-Agent policy and proxies have safe defaults."""
+        s = PhonesSettings.from_mapping({})
+        assert s.prefix_miss_limit == 100 and s.global_miss_burst == 400
+        assert s.global_miss_rate == 20.0
+        assert s.anonymous_vendors == ("poly", "gigaset") and s.trusted_proxies == ()
+
+    def test_values(self):
+        """Lists become tuples; the rate accepts integers."""
+        s = PhonesSettings.from_mapping(
+            {
+                "anonymous_vendors": ["yealink"],
+                "trusted_proxies": ["10.0.0.0/8", "::1"],
+                "global_miss_rate": 5,
+            }
+        )
+        assert s.anonymous_vendors == ("yealink",) and s.trusted_proxies == ("10.0.0.0/8", "::1")
+        assert s.global_miss_rate == 5.0
+
+    @pytest.mark.parametrize(
+        ("data", "message"),
+        [
+            ({"anonymous_vendors": ["cisco"]}, "phones.anonymous_vendors: unknown vendor 'cisco'"),
+            ({"anonymous_vendors": "poly"}, "phones.anonymous_vendors: must be a list"),
+            ({"trusted_proxies": ["proxy.lan"]}, "phones.trusted_proxies: 'proxy.lan'"),
+            ({"trusted_proxies": "10.0.0.1"}, "phones.trusted_proxies: must be a list"),
+            ({"global_miss_rate": 0}, "phones.global_miss_rate"),
+            ({"global_miss_burst": 0}, "phones.global_miss_burst"),
+            ({"prefix_miss_limit": 1.5}, "phones.prefix_miss_limit"),
+        ],
+    )
+    def test_rejects_and_names_the_key(self, data, message):
+        """Bad values raise ValueError naming the key."""
+        with pytest.raises(ValueError, match="^" + message.replace("[", r"\[")):
+            PhonesSettings.from_mapping(data)

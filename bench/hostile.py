@@ -1,0 +1,213 @@
+"""Hostile load: do real phones still get their files (and get provisioned) under attack?
+
+A real ``provd run`` with default throttling serves ``phones`` seeded phones; the simulator
+is connected for provisioning. First without attack, then while ``bench.attack`` (its own
+process, so its work doesn't slow this one's clock) keeps 200 garbage/slowloris
+connections, a MAC scan and a login brute force going against the same loopback ports:
+
+- legitimate fetches: ``concurrency`` clients fetch known phones' files for ``seconds``;
+  p50/p99 latency and rate, with and without the attack;
+- provisioning: ``provision`` phones one at a time through the simulator, rate and p99.
+
+Target: p99 of legitimate fetches under attack <= max(2x the p99 without, 100 ms).
+Everything is loopback, bounded in count (attack connections, phones) and time.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import trio
+
+from provd.backoff import Backoff
+from provd.child import DaemonChild
+from provd.phones import vendor_for_oui
+from provd.phones.examples import phone_request
+from provd.sim import Phone, SimConfig, Simulator
+
+from .common import macs, percentile, provd_config, seed_phones
+
+PASSWORD = "bench-hostile-password"
+ROOT = str(Path(__file__).resolve().parent.parent)
+#: The verdict's floor: a p99 under this is fine whatever the baseline was.
+FLOOR = 0.100
+
+
+async def _fetches(base: str, targets: list[str], concurrency: int, seconds: float):
+    """(requests/s, latencies) of legitimate phones fetching their files for ``seconds``."""
+    latencies: list[float] = []
+    failures: list[int] = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+
+        async def worker(offset: int) -> None:
+            i = offset
+            while True:
+                mac = targets[i % len(targets)]
+                vendor = vendor_for_oui(mac)
+                assert vendor is not None
+                request = phone_request(vendor, mac)
+                start = time.perf_counter()
+                response = await client.get(
+                    request.path, headers={"User-Agent": request.user_agent}
+                )
+                latencies.append(time.perf_counter() - start)
+                if response.status_code != 200:
+                    failures.append(response.status_code)
+                i += concurrency
+
+        start = time.perf_counter()
+        with trio.move_on_after(seconds):
+            async with trio.open_nursery() as nursery:
+                for n in range(concurrency):
+                    nursery.start_soon(worker, n)
+        elapsed = time.perf_counter() - start
+    if failures:
+        raise RuntimeError(f"{len(failures)} legitimate fetches failed, e.g. HTTP {failures[0]}")
+    return len(latencies) / elapsed, latencies
+
+
+async def _provision(sim: Simulator, phones: list[Phone]) -> tuple[float, list[float]]:
+    start = time.perf_counter()
+    results = await sim.provision(phones)
+    elapsed = time.perf_counter() - start
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise RuntimeError(f"{len(failed)} phones failed to provision, e.g. {failed[0]}")
+    return len(phones) / elapsed, [r.latency for r in results]
+
+
+def _ms(latencies: list[float]) -> str:
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    return f"p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms"
+
+
+async def _run(
+    phones: int,
+    concurrency: int,
+    seconds: float,
+    provision: int,
+    garbage: int,
+    scanners: int,
+    brute: int,
+) -> list[tuple[str, str, str]]:
+    config = SimConfig.from_mapping(
+        {
+            "provd": {"url": None, "password": PASSWORD},
+            "users": {"timeout": 60.0},
+            "devices": {
+                "domains": [
+                    {
+                        "name": "example.com",
+                        "admin_password": "x",
+                        "categories": [{"name": "Phones"}],
+                    }
+                ]
+            },
+        }
+    )
+    sim = Simulator(config, backoff=Backoff(initial=0.05, cap=0.5))
+    fresh = macs(phones + 2 * provision)[phones:]
+    batches = [
+        [Phone(mac=m, user=f"h{j}-{i}", password=f"pw-{j}-{i}") for i, m in enumerate(chunk)]
+        for j, chunk in enumerate((fresh[:provision], fresh[provision:]))
+    ]
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        workdir = Path(tmp)
+        seeded = seed_phones(str(workdir / "provd.db"), phones)
+        path = provd_config(workdir, password=PASSWORD)
+        # Default throttling (the storm benchmark switches it off): that is what is measured.
+        path.write_text(path.read_text().replace("miss_limit = 1000000\n", ""))
+        daemon = DaemonChild(path)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(sim.run)
+            await daemon.start(nursery)
+            sim.set_provd(daemon.appservice_url + "provd")
+            base = daemon.phones_url
+            await _fetches(base, seeded, concurrency, 1.0)  # warm the render cache
+            calm_rate, calm = await _fetches(base, seeded, concurrency, seconds)
+            calm_prov_rate, calm_prov = await _provision(sim, batches[0])
+
+            attacker = await trio.lowlevel.open_process(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.attack",
+                    base,
+                    daemon.appservice_url,
+                    str(seconds * 3 + 30),
+                    "--garbage",
+                    str(garbage),
+                    "--scanners",
+                    str(scanners),
+                    "--brute",
+                    str(brute),
+                ],
+                stdout=subprocess.PIPE,
+                cwd=ROOT,
+            )
+            assert attacker.stdout is not None
+            output = b""
+            with trio.fail_after(60):
+                async for chunk in attacker.stdout:
+                    output += chunk
+                    if b"ATTACKING\n" in output:
+                        break
+            if b"ATTACKING\n" not in output:
+                raise RuntimeError("bench.attack exited before attacking: see its output")
+            await trio.sleep(1.0)  # let the scan use up its misses and the throttle engage
+            hot_rate, hot = await _fetches(base, seeded, concurrency, seconds)
+            hot_prov_rate, hot_prov = await _provision(sim, batches[1])
+            attacker.terminate()
+            async for chunk in attacker.stdout:
+                output += chunk
+            await attacker.wait()
+            await daemon.stop()
+            nursery.cancel_scope.cancel()
+    lines = [x for x in output.decode().splitlines() if x.startswith("RESULT ")]
+    counts = json.loads(lines[0][7:]) if lines else {}
+    calm_p99, hot_p99 = percentile(calm, 99), percentile(hot, 99)
+    target = max(2 * calm_p99, FLOOR)
+    verdict = "PASS" if hot_p99 <= target else "FAIL"
+    scan = {k[5:]: v for k, v in counts.items() if k.startswith("scan_")}
+    return [
+        (
+            f"hostile: phones fetch, no attack, {concurrency} clients",
+            f"{calm_rate:,.0f} req/s",
+            _ms(calm),
+        ),
+        (
+            f"hostile: phones fetch under attack ({garbage} garbage conns, MAC scan, login brute)",
+            f"{hot_rate:,.0f} req/s",
+            f"{_ms(hot)}; target p99 <= {target * 1e3:.0f} ms: {verdict}",
+        ),
+        (
+            f"hostile: provision {provision} phones, no attack / under attack",
+            f"{calm_prov_rate:,.0f} / {hot_prov_rate:,.0f} phones/s",
+            f"p99 {percentile(calm_prov, 99) * 1e3:.0f} / {percentile(hot_prov, 99) * 1e3:.0f} ms",
+        ),
+        (
+            "hostile: attacker saw (scan answers, brute-force logins)",
+            ", ".join(f"{k}: {v}" for k, v in sorted(scan.items())) or "-",
+            f"logins refused {counts.get('brute_refused', 0)}, "
+            f"accepted {counts.get('brute_logged_in', 0)}",
+        ),
+    ]
+
+
+def run(
+    phones: int = 300,
+    concurrency: int = 10,
+    seconds: float = 5.0,
+    provision: int = 30,
+    garbage: int = 200,
+    scanners: int = 4,
+    brute: int = 2,
+) -> list[tuple[str, str, str]]:
+    return trio.run(_run, phones, concurrency, seconds, provision, garbage, scanners, brute)
