@@ -83,7 +83,9 @@ class Daemon:
         self.app_ctx = AppServiceContext(phones=self.phones_ctx, supervisor=self.supervisor)
         self.phones_ctx.devices_api = DevicesApi(self.locator, self.app_ctx.current_pbx)
         self.renderer = Renderer(
-            transport=config.phones.sip_transport, templates=config.phones.templates or None
+            transport=config.phones.sip_transport,
+            templates=config.phones.templates or None,
+            settings=config.phones,
         )
         self.phones_app = PhonesApp(self.renderer, self._lookup, self._record_fetch, config.phones)
         self._inner: trio.Nursery | None = None
@@ -187,12 +189,11 @@ class Daemon:
         old, self.config = self.config, new
         self.phones_ctx.config = new
         self.phones_app.settings = new.phones
-        if (new.phones.templates, new.phones.sip_transport) != (
-            old.phones.templates,
-            old.phones.sip_transport,
-        ):
+        if new.phones != old.phones:  # transport, templates or production settings
             self.renderer = Renderer(
-                transport=new.phones.sip_transport, templates=new.phones.templates or None
+                transport=new.phones.sip_transport,
+                templates=new.phones.templates or None,
+                settings=new.phones,
             )
             self.phones_app.renderer = self.renderer
         else:

@@ -49,6 +49,10 @@ def phone_data(record: PhoneRecord) -> PhoneData:
         dns=record.dns,
         config=config,
         revision=record.revision,
+        admin_password=record.admin_password or record.web_password,
+        admin_password_source=(
+            "devices" if record.admin_password else ("provd" if record.web_password else "")
+        ),
     )
 
 
@@ -62,7 +66,12 @@ class PhoneDirectory:
             self.put(record)
 
     def put(self, record: PhoneRecord) -> None:
-        for secret in (record.password, record.sysclient_password, record.admin_password):
+        for secret in (
+            record.password,
+            record.sysclient_password,
+            record.admin_password,
+            record.web_password,
+        ):
             register_secret(secret)
         self._records[record.mac] = record
         self._data.pop(record.mac, None)

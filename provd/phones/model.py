@@ -34,6 +34,9 @@ class PhoneData:
             (``PHONE``, ``MEDIA``, ``NTP``, ``TLS_PROFILE``, ...), each the item's JSON object
             as received, except that ``MEDIA.turnPassword`` is already decrypted.
         revision: increases whenever anything above changes; render caches key on it.
+        admin_password: the phone's web/admin password: the administrative password Devices
+            deployed (sysclient ``0x0003``), else the random one provd generated for it.
+        admin_password_source: ``"devices"`` or ``"provd"`` (for ``provd render --explain``).
     """
 
     mac: str
@@ -45,3 +48,5 @@ class PhoneData:
     dns: str
     config: Mapping[str, Mapping[str, Any]] = field(factory=dict, converter=_freeze_config)
     revision: int = 0
+    admin_password: str = ""
+    admin_password_source: str = ""

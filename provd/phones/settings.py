@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from attrs import fields, frozen
+from attrs import field, fields, frozen
 
 SECONDS = 1.0
 
@@ -29,6 +29,17 @@ class PhonesSettings:
         sip_transport: ``"tls"`` (port 5061) or ``"tcp"`` (5060) for SIP account 1.
         miss_limit: misses (404/403/bad credentials) allowed per client address per window.
         miss_window: the sliding window, in seconds.
+        provisioning_url: the URL phones reach provd's files at; written into every file
+            (pins the phone to provd, vendor redirect/PnP loops off). Empty: not pinned.
+        resync_interval: seconds between a phone's periodic re-fetches of its file.
+        firmware: ``{vendor: {model: url}}`` firmware file per model (operator-given);
+            a model without an entry gets no firmware URL (the phone keeps its firmware).
+        ca_file: PEM file with the operator CA certificate(s) for the PBX/TURN TLS
+            certificates; inlined where the vendor takes PEM text.
+        ca_url: where phones download that CA file (vendors that take a URL).
+        country: ISO 3166 alpha-2 country for tones/language; empty: from the time zone.
+        language: ISO 639-1 language of the phone UI; empty: the country's.
+        voicemail_number: number the phone's message key dials (MWI/voicemail).
     """
 
     listen: str = "127.0.0.1:8091"
@@ -40,6 +51,23 @@ class PhonesSettings:
     sip_transport: str = "tls"
     miss_limit: int = 20
     miss_window: float = 60.0 * SECONDS
+    provisioning_url: str = ""
+    resync_interval: float = 86400.0 * SECONDS
+    firmware: Mapping[str, Mapping[str, str]] = field(factory=dict)
+    ca_file: str = ""
+    ca_url: str = ""
+    country: str = ""
+    language: str = ""
+    voicemail_number: str = ""
+
+    def firmware_url(self, vendor: str, model: str | None) -> str:
+        """The operator's firmware URL for ``vendor``'s ``model`` (case-insensitive), or ``""``."""
+        models = self.firmware.get(vendor, {})
+        wanted = (model or "").replace(" ", "").upper()
+        for name, url in models.items():
+            if name.replace(" ", "").upper() == wanted:
+                return url
+        return models.get("*", "")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> PhonesSettings:
@@ -69,6 +97,45 @@ class PhonesSettings:
 
 
 _STRINGS = ("listen", "tls_cert", "tls_key", "username", "password", "templates", "sip_transport")
+_MORE_STRINGS = ("provisioning_url", "ca_file", "ca_url", "voicemail_number")
+_VENDORS = ("yealink", "snom", "grandstream", "fanvil", "poly", "gigaset")
+
+
+def _check_more(key: str, value: Any) -> Any:
+    """The production settings (issue 10); ``None`` when ``key`` is not one of them."""
+    if key in _MORE_STRINGS:
+        if not isinstance(value, str):
+            raise ValueError(f"phones.{key}: must be a string")
+        if key in ("provisioning_url", "ca_url") and value and not re.match(r"https?://", value):
+            raise ValueError(f"phones.{key}: must be an http:// or https:// URL")
+        return value
+    if key == "resync_interval":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 60:
+            raise ValueError("phones.resync_interval: must be a number of seconds >= 60")
+        return float(value)
+    if key == "country":
+        if not isinstance(value, str) or not re.fullmatch(r"(?:[A-Za-z]{2})?", value):
+            raise ValueError("phones.country: must be a two-letter ISO 3166 code or empty")
+        return value.upper()
+    if key == "language":
+        if not isinstance(value, str) or not re.fullmatch(r"(?:[a-z]{2})?", value):
+            raise ValueError("phones.language: must be a two-letter ISO 639-1 code or empty")
+        return value
+    if key == "firmware":
+        if not isinstance(value, Mapping):
+            raise ValueError("phones.firmware: must be a table of vendor tables")
+        out: dict[str, dict[str, str]] = {}
+        for vendor, models in value.items():
+            if vendor not in _VENDORS:
+                raise ValueError(f"phones.firmware.{vendor}: unknown vendor")
+            if not isinstance(models, Mapping):
+                raise ValueError(f"phones.firmware.{vendor}: must be a table model = URL")
+            for model, url in models.items():
+                if not isinstance(url, str) or not re.match(r"https?://", url):
+                    raise ValueError(f"phones.firmware.{vendor}.{model}: must be an http(s) URL")
+            out[vendor] = dict(models)
+        return out
+    return None
 
 
 def _check(key: str, value: Any) -> Any:
@@ -88,6 +155,9 @@ def _check(key: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise ValueError("phones.miss_window: must be a number of seconds > 0")
         return float(value)
+    checked = _check_more(key, value)
+    if checked is not None:
+        return checked
     raise ValueError(f"phones.{key}: unknown setting")  # pragma: no cover - guarded above
 
 

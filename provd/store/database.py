@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ _PHONE_COLUMNS = [
     "dns",
     "sysclient_password",
     "admin_password",
+    "web_password",
     "state",
     "error",
     "online",
@@ -151,6 +153,7 @@ class Database:
                     "online": 0,
                     "sysclient_password": "",
                     "admin_password": "",
+                    "web_password": secrets.token_hex(9),
                 }
                 self.db["phones"].insert(values)
             else:
@@ -177,8 +180,14 @@ class Database:
             return self.db.execute(query, params).rowcount > 0
 
     def set_admin_password(self, mac: str, password: str) -> None:
+        """Store the administrative password Devices deployed; a change bumps the revision
+        (it goes into the phone's file as the web/admin password)."""
         with self.db.conn:
-            self.db["phones"].update(mac, {"admin_password": password, "updated": self._clock()})
+            self.db.execute(
+                "UPDATE phones SET revision = revision + (admin_password IS NOT ?),"
+                " admin_password = ?, updated = ? WHERE mac = ?",
+                [password, password, self._clock(), mac],
+            )
 
     def put_config_item(self, mac: str, ctype: str, item: dict[str, Any]) -> int:
         """Store one item verbatim; bump the revision if it changed. Returns the revision."""

@@ -20,6 +20,8 @@ class PhoneRecord:
     dns: str = ""
     sysclient_password: str = attrs.field(default="", repr=False)
     admin_password: str = attrs.field(default="", repr=False)
+    #: provd's own random web/admin password for the phone, used until Devices deploys one.
+    web_password: str = attrs.field(default="", repr=False)
     state: str = "pending"
     error: str = ""
     online: bool = False
