@@ -20,6 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_parser("list", help="one line per phone").set_defaults(handler=cmd_list)
     show = sub.add_parser("show", help="one phone in detail")
     show.add_argument("mac")
+    show.add_argument(
+        "--show-secrets",
+        action="store_true",
+        help="print the phone's web/admin password in clear (default: masked)",
+    )
     show.set_defaults(handler=cmd_show)
     remove = sub.add_parser("remove", help="forget a phone and stop its actor")
     remove.add_argument("mac")
@@ -88,6 +93,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("password", mask(r.password)),
         ("device password", mask(r.sysclient_password)),
         ("admin password", mask(r.admin_password)),
+        ("phone web password", _web_password(r, getattr(args, "show_secrets", False))),
         ("revision", str(r.revision)),
         ("created", _when(r.created)),
         ("updated", _when(r.updated)),
@@ -118,6 +124,15 @@ def cmd_show(args: argparse.Namespace) -> int:
         ]
         print(table(rows, ["TIME", "ADDRESS", "FILE", "VENDOR", "MODEL", "FIRMWARE", "USER-AGENT"]))
     return 0
+
+
+def _web_password(r, show: bool) -> str:
+    """The password in the phone's file for its web UI/admin login, and where it came from."""
+    value = r.admin_password or r.web_password
+    if not value:
+        return "-"
+    source = "Devices administrative password" if r.admin_password else "provd, random"
+    return f"{value if show else mask(value)} ({source})"
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
