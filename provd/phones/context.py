@@ -27,6 +27,7 @@ from markupsafe import Markup, escape
 from provd.phones import codecs, families, items, regional, timezones
 from provd.phones.account import MASK, SipAccount
 from provd.phones.identify import Identification, Vendor
+from provd.phones.keys import Key, KeySource, OperatorKeys
 from provd.phones.model import PhoneData
 from provd.phones.settings import PhonesSettings
 
@@ -84,6 +85,7 @@ def build(
     family: str,
     mask_secrets: bool,
     year: int,
+    key_source: KeySource | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The template context for ``phone``'s file and the source of each value.
 
@@ -184,10 +186,64 @@ def build(
         "language": language,
         "voicemail": settings.voicemail_number,
     }
+    source = key_source if key_source is not None else OperatorKeys(settings.keys)
+    keys = source.keys(phone)
+    context["keys"] = keys
+    src["keys"] = (
+        source.source(phone) if isinstance(source, OperatorKeys) else type(source).__name__
+    )
+    context["vendor_keys"] = vendor_keys(vendor, keys, account.domain or account.registrar)
     # PEM text in an XML attribute keeps its line breaks only as character references.
     context["ca_pem_attr"] = Markup("&#10;").join(escape(line) for line in pem.splitlines())
     _vendor_values(context, vendor, family, coders, tz, country, language)
     return context, src
+
+
+# Function key encodings per vendor.
+# Yealink linekey.N.type: 15 line, 16 BLF, 13 speed dial (phones.md; Yealink admin guide).
+_YEALINK_KEY = {"line": 15, "blf": 16, "speed": 13}
+# Grandstream MPK block P23000 + 5 (n-1): mode, account, label, value (wazo-provd-plugins
+# wazo_grandstream/common/common.py, _add_mpk and FUNCKEY_TYPES).
+_GRANDSTREAM_KEY = {"line": "Line", "blf": "BLF", "speed": "SpeedDial"}
+
+
+def vendor_keys(vendor: Vendor, keys: tuple[Key, ...], domain: str) -> list[dict[str, Any]]:
+    """Each key in the vendor's own words, numbered from 1."""
+    out: list[dict[str, Any]] = []
+    for n, key in enumerate(keys, 1):
+        entry: dict[str, Any] = {"n": n, "label": key.label or key.target, "target": key.target}
+        if vendor is Vendor.YEALINK:
+            entry["type"] = _YEALINK_KEY[key.kind]
+            entry["value"] = key.target
+        elif vendor is Vendor.SNOM:
+            # Snom fkey values: "line", "blf <sip:user@domain>", "speed <number>" (phones.md)
+            entry["value"] = {
+                "line": "line",
+                "blf": f"blf <sip:{key.target}@{domain}>",
+                "speed": f"speed {key.target}",
+            }[key.kind]
+        elif vendor is Vendor.GRANDSTREAM:
+            entry["base"] = 23000 + (n - 1) * 5
+            entry["type"] = _GRANDSTREAM_KEY[key.kind]
+        elif vendor is Vendor.FANVIL:
+            # Fanvil DSS key type 1 (memory key) "<number>@<line>/ba" BLF, "/f" speed dial;
+            # type 2 line key (wazo-provd-plugins wazo_fanvil/common/common.py).
+            entry["type"] = 2 if key.kind == "line" else 1
+            entry["value"] = {
+                "line": "SIP1",
+                "blf": f"{key.target}@1/ba",
+                "speed": f"{key.target}@1/f",
+            }[key.kind]
+        elif vendor is Vendor.POLY:
+            if key.kind == "line":
+                continue  # line keys are a count: reg.1.lineKeys
+            entry["n"] = len(out) + 1
+            entry["address"] = f"{key.target}@{domain}" if key.kind == "blf" else key.target
+            entry["type"] = "normal" if key.kind == "blf" else "automata"
+        else:
+            continue  # Gigaset bases have no programmable keys
+        out.append(entry)
+    return out
 
 
 def _vendor_values(

@@ -26,6 +26,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, S
 
 from provd.phones import context, families
 from provd.phones.identify import Identification, Kind, Vendor
+from provd.phones.keys import KeySource
 from provd.phones.model import PhoneData
 from provd.phones.settings import PhonesSettings
 
@@ -101,11 +102,13 @@ class Renderer:
         cache_size: int = DEFAULT_CACHE_SIZE,
         year: int | None = None,
         settings: PhonesSettings | None = None,
+        key_source: KeySource | None = None,
     ) -> None:
         if transport not in ("tls", "tcp"):
             raise ValueError(f"transport must be 'tls' or 'tcp', not {transport!r}")
         self.transport = transport
         self.settings = settings if settings is not None else PhonesSettings()
+        self.key_source = key_source
         self.templates = Path(templates) if templates else None
         self.generation = 0
         self._year = year
@@ -232,4 +235,5 @@ class Renderer:
             family=family,
             mask_secrets=mask_secrets,
             year=year or self._year or datetime.now(UTC).year,
+            key_source=self.key_source,
         )

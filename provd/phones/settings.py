@@ -12,6 +12,8 @@ from typing import Any
 
 from attrs import field, fields, frozen
 
+from provd.phones.keys import Key, keys_from
+
 SECONDS = 1.0
 
 
@@ -40,6 +42,8 @@ class PhonesSettings:
         country: ISO 3166 alpha-2 country for tones/language; empty: from the time zone.
         language: ISO 639-1 language of the phone UI; empty: the country's.
         voicemail_number: number the phone's message key dials (MWI/voicemail).
+        keys: function keys per Devices category (``"*"``: phones without one), each a
+            list of ``"kind:target:label"`` (kind ``line``, ``blf`` or ``speed``).
     """
 
     listen: str = "127.0.0.1:8091"
@@ -59,6 +63,7 @@ class PhonesSettings:
     country: str = ""
     language: str = ""
     voicemail_number: str = ""
+    keys: Mapping[str, tuple[Key, ...]] = field(factory=dict)
 
     def firmware_url(self, vendor: str, model: str | None) -> str:
         """The operator's firmware URL for ``vendor``'s ``model`` (case-insensitive), or ``""``."""
@@ -121,6 +126,10 @@ def _check_more(key: str, value: Any) -> Any:
         if not isinstance(value, str) or not re.fullmatch(r"(?:[a-z]{2})?", value):
             raise ValueError("phones.language: must be a two-letter ISO 639-1 code or empty")
         return value
+    if key == "keys":
+        if not isinstance(value, Mapping):
+            raise ValueError("phones.keys: must be a table of category = [keys]")
+        return {str(c): keys_from(v, f"phones.keys.{c}") for c, v in value.items()}
     if key == "firmware":
         if not isinstance(value, Mapping):
             raise ValueError("phones.firmware: must be a table of vendor tables")

@@ -66,7 +66,17 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE phones SET web_password = lower(hex(randomblob(9)))")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    """Function keys per phone (``provd phones keys``): its category and its own keys."""
+    db["phone_keys"].create(
+        {"mac": str, "category": str, "keys": str, "updated": float},
+        pk="mac",
+        foreign_keys=[("mac", "phones", "mac")],
+        defaults={"category": "", "keys": "[]"},
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 VERSION = len(MIGRATIONS)
 
 

@@ -1,7 +1,8 @@
 """Golden files per vendor and model family, with every production value set.
 
 Fixed input: Europe/Berlin (DST), STUN and TURN, five coders, TLS profile "Strict" over TLS,
-a Devices admin password, and the operator settings of ``test_production.SETTINGS``.
+a Devices admin password, three function keys (line, BLF, speed dial) and the operator
+settings of ``test_production.SETTINGS``.
 ``PROVD_UPDATE_GOLDEN=1`` rewrites the files; review the diff before committing it.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from provd.phones import Renderer, identify
+from provd.phones.keys import Key
 
 from .phones_fixtures import make_phone
 from .test_production import ADMIN, FAMILIES, IDS, SETTINGS
@@ -24,7 +26,8 @@ EXT = {".cfg": ".cfg", ".htm": ".xml", ".xml": ".xml"}
 
 
 def _render(path: str, ua: str) -> str:
-    phone = make_phone(admin_password=ADMIN, admin_password_source="devices")
+    keys = (Key("line", "", "Line 1"), Key("blf", "201", "Anna"), Key("speed", "*95", "Mailbox"))
+    phone = make_phone(admin_password=ADMIN, admin_password_source="devices", keys=keys)
     renderer = Renderer("tls", year=2025, settings=SETTINGS)
     return renderer.render(phone, identify(path, ua)).content.decode("utf-8")
 
