@@ -27,6 +27,7 @@ Gigaset        nx70        N670/N870/N870E (and N610): ``<provisioning version="
 
 from __future__ import annotations
 
+import functools
 import re
 
 from provd.phones.identify import Vendor
@@ -35,6 +36,7 @@ from provd.phones.identify import Vendor
 GRANDSTREAM_OPUS: dict[str, int | None] = {"gxp17xx": 125, "gxp21xx": 123, "other": None}
 
 
+@functools.lru_cache(maxsize=1024)
 def family(vendor: Vendor, model: str | None, file: str = "") -> str:
     """The family of ``vendor``'s ``model`` (``""`` for vendors with one family).
 
