@@ -157,7 +157,12 @@ def build(
         if settings.provisioning_url
         else DEFAULT + " (not pinned)"
     )
-    src["resync_interval"] = "operator config phones.resync_interval"
+    default_resync = PhonesSettings().resync_interval
+    src["resync_interval"] = (
+        f"default {default_resync:.0f} s"
+        if settings.resync_interval == default_resync
+        else "operator config phones.resync_interval"
+    )
     pem = ca_pem(settings.ca_file)
     src["ca"] = "operator config phones.ca_file/ca_url" if pem or settings.ca_url else "none"
     src["voicemail"] = (
