@@ -144,6 +144,11 @@ def build(
     src["language"] = (
         "operator config phones.language" if settings.language else f"country {country or '-'}"
     )
+    src["tones"] = (
+        f"country {country} (operator config phones.country)"
+        if settings.country
+        else (f"country {country} (time zone)" if country else DEFAULT + " (phone's own)")
+    )
     src["admin_password"] = {
         "devices": "Devices administrative password (0x0003)",
         "provd": "provd, random per phone (store)",
@@ -276,13 +281,17 @@ def _vendor_values(
         context["codec_slots"] = codecs.grandstream_slots(coders, opus)
         context["time"] = timezones.grandstream(tz)
         context["lang"] = language if language in regional.GRANDSTREAM_LANGUAGE else ""
+        context["tones"] = regional.grandstream_tones(country)
     elif vendor is Vendor.FANVIL:
         context["codec_list"] = ",".join(codecs.vendor_codecs(coders, codecs.FANVIL))
         context["time"] = timezones.fanvil(tz)
+        context["lang"] = regional.FANVIL_LANGUAGE.get(language, "")
+        context["tones"] = regional.FANVIL_TONES.get(country, "")
     elif vendor is Vendor.POLY:
         context["codecs"] = codecs.priorities(coders, codecs.POLY, codecs.POLY_ALL)
         context["time"] = timezones.poly(tz)
         context["lang"] = regional.POLY_LANGUAGE.get(language, "")
+        context["tones"] = regional.poly_tones(country)
     elif vendor is Vendor.GIGASET:
         context["vocoders"] = codecs.gigaset_vocoders(coders)
         context["vocoder_names"] = ",".join(codecs.vendor_codecs(coders, codecs.GIGASET_NX70))

@@ -14,6 +14,7 @@ import functools
 import zoneinfo
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 #: Main language (ISO 639-1) per country (ISO 3166 alpha-2), for the countries whose
 #: language at least one vendor table below knows.
@@ -105,3 +106,82 @@ POLY_LANGUAGE = {
 # ``Nx70_83_v2_62_1/common.py``, ``_LOCALE``).
 GIGASET_TONE_CODE = {"DE": "0", "US": "1", "ES": "6", "FR": "7", "CA": "1"}
 GIGASET_NX70_TONES = {"DE": "Germany", "ES": "Spain", "FR": "France", "US": "Retail"}
+
+# --- call-progress tones -----------------------------------------------------------------
+# Grandstream and Poly have no country switch for tones: each signal is a tone description.
+# The national values below are the ones ITU-T E.180 Supplement 2 ("Various tones used in
+# national networks") lists; a country not in the table leaves the phone's own tones.
+
+
+def _t(freqs: tuple[int, ...], on: int = 0, off: int = 0) -> dict[str, Any]:
+    return {"freqs": freqs, "on": on, "off": off}
+
+
+#: country -> signal -> frequencies (Hz) and cadence (ms on/off; 0/0 = continuous).
+CALL_PROGRESS: dict[str, dict[str, dict[str, Any]]] = {
+    "DE": {"dial": _t((425,)), "ringback": _t((425,), 1000, 4000),
+           "busy": _t((425,), 480, 480), "reorder": _t((425,), 240, 240)},
+    "AT": {"dial": _t((420,)), "ringback": _t((420,), 1000, 5000),
+           "busy": _t((420,), 400, 400), "reorder": _t((420,), 200, 200)},
+    "CH": {"dial": _t((425,)), "ringback": _t((425,), 1000, 4000),
+           "busy": _t((425,), 500, 500), "reorder": _t((425,), 200, 200)},
+    "NL": {"dial": _t((425,)), "ringback": _t((425,), 1000, 4000),
+           "busy": _t((425,), 500, 500), "reorder": _t((425,), 250, 250)},
+    "BE": {"dial": _t((425,)), "ringback": _t((425,), 1000, 3000),
+           "busy": _t((425,), 500, 500), "reorder": _t((425,), 167, 167)},
+    "FR": {"dial": _t((440,)), "ringback": _t((440,), 1500, 3500),
+           "busy": _t((440,), 500, 500), "reorder": _t((440,), 250, 250)},
+    "US": {"dial": _t((350, 440)), "ringback": _t((440, 480), 2000, 4000),
+           "busy": _t((480, 620), 500, 500), "reorder": _t((480, 620), 250, 250)},
+    "CA": {"dial": _t((350, 440)), "ringback": _t((440, 480), 2000, 4000),
+           "busy": _t((480, 620), 500, 500), "reorder": _t((480, 620), 250, 250)},
+}  # fmt: skip
+
+# Grandstream "Call Progress Tones" P-values (Grandstream GXP/GRP per-model config templates,
+# "Dial Tone" P4000, "Ring Back Tone" P4001, "Busy Tone" P4002, "Reorder Tone" P4003), each
+# "f1=<Hz>[,f2=<Hz>][,c=<on>/<off>];" with the cadence in units of 10 ms.
+GRANDSTREAM_TONE_P = {"dial": "P4000", "ringback": "P4001", "busy": "P4002", "reorder": "P4003"}
+
+
+def grandstream_tones(country: str) -> list[tuple[str, str]]:
+    """``[(P-value, tone string)]`` for ``country``'s tones, ``[]`` when not in the table."""
+    out: list[tuple[str, str]] = []
+    for signal, tone in CALL_PROGRESS.get(country, {}).items():
+        parts = [f"f{n}={hz}" for n, hz in enumerate(tone["freqs"], 1)]
+        if tone["on"]:
+            parts.append(f"c={tone['on'] // 10}/{tone['off'] // 10}")
+        out.append((GRANDSTREAM_TONE_P[signal], ",".join(parts) + ";"))
+    return out
+
+
+# Poly chord sets (Polycom UC Software admin guide, "<chord/>": tone.chord.callProg.x.freq.y
+# 0-1600 Hz for y = 1..6, .onDur / .offDur in ms, 0 = infinite; callProg chord names
+# dialTone, busyTone, ringback, reorder). An unused second component is set to 0 so the
+# phone's default (e.g. 440 Hz in the North American dial tone) does not stay mixed in.
+POLY_CHORD = {"dial": "dialTone", "ringback": "ringback", "busy": "busyTone", "reorder": "reorder"}
+
+
+def poly_tones(country: str) -> list[tuple[str, str]]:
+    """``[(attribute, value)]`` of Poly ``tone.chord.callProg.*`` items for ``country``."""
+    out: list[tuple[str, str]] = []
+    for signal, tone in CALL_PROGRESS.get(country, {}).items():
+        base = f"tone.chord.callProg.{POLY_CHORD[signal]}"
+        freqs = (*tone["freqs"], 0)[:2]
+        out += [(f"{base}.freq.{n}", str(hz)) for n, hz in enumerate(freqs, 1)]
+        out += [(f"{base}.onDur", str(tone["on"])), (f"{base}.offDur", str(tone["off"]))]
+    return out
+
+
+# Fanvil: ``Default Language`` and ``Select Your Tone`` in the text file are the XML
+# ``<phone><display><DefaultLanguage>`` and ``<mm><SelectYourTone>`` items (wazo-provd-plugins
+# ``wazo_fanvil/common/templates/base-new.tpl``; the text file spells XML names with spaces,
+# as ``SNTP Server`` for ``<SNTPServer>``). Languages: the two/three-letter codes of
+# ``_NEW_SUPPORTED_LANGUAGES`` (Czech is ``cz``, Slovak ``slo``); tone numbers: ``_COUNTRY``
+# (``wazo_fanvil/common/common.py``).
+FANVIL_LANGUAGE = {
+    "en": "en", "de": "de", "fr": "fr", "it": "it", "es": "es", "nl": "nl", "pt": "pt",
+    "pl": "pl", "ru": "ru", "tr": "tr", "cs": "cz", "sk": "slo",
+}  # fmt: skip
+FANVIL_TONES = {
+    "DE": "2", "NL": "5", "US": "11", "GB": "13", "CA": "18", "IT": "21", "FR": "25", "ES": "33",
+}  # fmt: skip

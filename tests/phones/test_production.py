@@ -143,6 +143,59 @@ class TestValues:
         text = render(*FAMILIES[1][1:], settings=settings)
         assert '<tone_scheme perm="R">FRA<' in text and ">English</language>" in text
 
+    def test_grandstream_tones_from_the_zone(self):
+        """Europe/Berlin gives Grandstream German call-progress tones (P4000..P4003)."""
+        text = render(*FAMILIES[2][1:])
+        assert "<P4000>f1=425;</P4000>" in text
+        assert "<P4001>f1=425,c=100/400;</P4001>" in text
+        assert "<P4002>f1=425,c=48/48;</P4002>" in text
+        assert "<P4003>f1=425,c=24/24;</P4003>" in text
+
+    def test_grandstream_tones_follow_the_operator_country(self):
+        """phones.country = US gives the North American two-frequency tones."""
+        text = render(*FAMILIES[2][1:], settings=PhonesSettings(country="US"))
+        assert "<P4000>f1=350,f2=440;</P4000>" in text
+        assert "<P4001>f1=440,f2=480,c=200/400;</P4001>" in text
+
+    def test_poly_tones_from_the_zone(self):
+        """Poly gets the country's chords, the unused second component zeroed."""
+        text = render(*FAMILIES[5][1:])
+        assert 'tone.chord.callProg.dialTone.freq.1="425"' in text
+        assert 'tone.chord.callProg.dialTone.freq.2="0"' in text
+        assert 'tone.chord.callProg.busyTone.onDur="480"' in text
+        assert 'tone.chord.callProg.ringback.offDur="4000"' in text
+
+    def test_poly_tones_follow_the_operator_country(self):
+        """phones.country = FR gives the French 440 Hz chords."""
+        text = render(*FAMILIES[5][1:], settings=PhonesSettings(country="FR"))
+        assert 'tone.chord.callProg.dialTone.freq.1="440"' in text
+        assert 'tone.chord.callProg.ringback.onDur="1500"' in text
+
+    def test_fanvil_language_and_tones_from_the_zone(self):
+        """Europe/Berlin gives Fanvil German language and tone set 2."""
+        text = render(*FAMILIES[4][1:])
+        assert "Default Language   :de\n" in text
+        assert "Select Your Tone   :2\n" in text
+
+    def test_fanvil_operator_overrides(self):
+        """phones.country / phones.language win for Fanvil too."""
+        text = render(*FAMILIES[4][1:], settings=PhonesSettings(country="FR", language="it"))
+        assert "Select Your Tone   :25\n" in text and "Default Language   :it\n" in text
+
+    @pytest.mark.parametrize("index", [2, 4, 5], ids=["grandstream", "fanvil", "poly"])
+    def test_unknown_country_leaves_the_phone_tones(self, index):
+        """A country without a tone table (Japan) leaves the phone's own tones."""
+        cfg = {**make_phone().config, "NTP": {"tz": "Asia/Tokyo"}}
+        text = render(*FAMILIES[index][1:], config=cfg)
+        assert "P4000" not in text and "tone.chord" not in text and "Select Your Tone" not in text
+
+    def test_explain_names_the_tone_source(self):
+        """render --explain says where the tones came from."""
+        phone = make_phone()
+        renderer = Renderer("tls", year=2025, settings=PhonesSettings(country="US"))
+        _, sources = renderer.explain(phone, identify(*FAMILIES[2][1:]), mask_secrets=True)
+        assert sources["tones"] == "country US (operator config phones.country)"
+
     def test_pnp_loops_off(self):
         """Vendor PnP/redirect loops are switched off."""
         assert "static.auto_provision.pnp_enable = 0" in render(*FAMILIES[0][1:])
