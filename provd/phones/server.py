@@ -27,6 +27,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from provd.phones import firmware
 from provd.phones.fetch import FetchRecord
 from provd.phones.identify import IdentifyError, identify
 from provd.phones.model import PhoneData
@@ -142,6 +143,9 @@ class PhonesApp:
         if scope["type"] != "http":
             return
         status, headers, body = await self._handle(scope)
+        if isinstance(body, firmware.FirmwareFile):
+            await firmware.send(body, status, headers, send, head=scope["method"] == "HEAD")
+            return
         headers = [
             *headers,
             (b"content-length", str(len(body)).encode()),
@@ -152,7 +156,9 @@ class PhonesApp:
             body = b""
         await send({"type": "http.response.body", "body": body})
 
-    async def _handle(self, scope: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    async def _handle(
+        self, scope: dict[str, Any]
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes | firmware.FirmwareFile]:
         method = scope["method"]
         if method not in ("GET", "HEAD"):
             return 405, [(b"allow", b"GET, HEAD"), *_TEXT], b"method not allowed\n"
@@ -177,6 +183,8 @@ class PhonesApp:
                     log.info("phones.unauthorised", address=address, path=path)
                 challenge = (b"www-authenticate", b'Basic realm="provd", charset="UTF-8"')
                 return 401, [challenge, *_TEXT], b"unauthorised\n"
+        if firmware.is_firmware_path(path):
+            return await self._firmware(path.removeprefix(firmware.PREFIX), address, now)
         try:
             ident = identify(path, user_agent)
         except IdentifyError as error:
@@ -225,6 +233,17 @@ class PhonesApp:
                 )
             )
         return 200, [(b"content-type", rendered.content_type.encode())], rendered.content
+
+    async def _firmware(
+        self, name: str, address: str, now: float
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes | firmware.FirmwareFile]:
+        """A file from ``phones.firmware_dir`` (after auth, like phone files); a miss is 404."""
+        found = await firmware.lookup(self.settings.firmware_dir, name, address)
+        if found is None:
+            self.misses.miss(address, now)
+            return 404, list(_TEXT), b"not found\n"
+        log.debug("phones.firmware_served", address=address, file=name, size=found.size)
+        return 200, [], found
 
     def _authorised(self, header: str) -> bool:
         assert self._credentials is not None

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, urljoin
 
 from attrs import field, fields, frozen
 
+from provd.phones.firmware import FirmwareRefused, check_name
 from provd.phones.keys import Key, keys_from
 
 SECONDS = 1.0
@@ -44,6 +46,9 @@ class PhonesSettings:
         voicemail_number: number the phone's message key dials (MWI/voicemail).
         keys: function keys per Devices category (``"*"``: phones without one), each a
             list of ``"kind:target:label"`` (kind ``line``, ``blf`` or ``speed``).
+        firmware_dir: directory whose files provd serves read-only at ``/firmware/<name>``;
+            a ``firmware`` entry that is a plain name (no ``http(s)://``) means that file,
+            at ``provisioning_url`` + ``firmware/<name>``. Empty: nothing served.
     """
 
     listen: str = "127.0.0.1:8091"
@@ -64,6 +69,7 @@ class PhonesSettings:
     language: str = ""
     voicemail_number: str = ""
     keys: Mapping[str, tuple[Key, ...]] = field(factory=dict)
+    firmware_dir: str = ""
 
     def firmware_url(self, vendor: str, model: str | None) -> str:
         """The operator's firmware URL for ``vendor``'s ``model`` (case-insensitive), or ``""``."""
@@ -71,8 +77,14 @@ class PhonesSettings:
         wanted = (model or "").replace(" ", "").upper()
         for name, url in models.items():
             if name.replace(" ", "").upper() == wanted:
-                return url
-        return models.get("*", "")
+                return self._firmware_link(url)
+        return self._firmware_link(models.get("*", ""))
+
+    def _firmware_link(self, value: str) -> str:
+        """``value`` as the phone's URL: a plain file name is provd's own ``/firmware/``."""
+        if not value or re.match(r"https?://", value):
+            return value
+        return urljoin(self.provisioning_url, "firmware/" + quote(value))
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> PhonesSettings:
@@ -93,6 +105,7 @@ class PhonesSettings:
             raise ValueError("phones.tls_cert: tls_cert and tls_key must be set together")
         if settings.password and not settings.username:
             raise ValueError("phones.password: set only together with phones.username")
+        _check_firmware_names(settings)
         return settings
 
     @property
@@ -126,6 +139,10 @@ def _check_more(key: str, value: Any) -> Any:
         if not isinstance(value, str) or not re.fullmatch(r"(?:[a-z]{2})?", value):
             raise ValueError("phones.language: must be a two-letter ISO 639-1 code or empty")
         return value
+    if key == "firmware_dir":
+        if not isinstance(value, str):
+            raise ValueError("phones.firmware_dir: must be a string")
+        return value
     if key == "keys":
         if not isinstance(value, Mapping):
             raise ValueError("phones.keys: must be a table of category = [keys]")
@@ -140,8 +157,13 @@ def _check_more(key: str, value: Any) -> Any:
             if not isinstance(models, Mapping):
                 raise ValueError(f"phones.firmware.{vendor}: must be a table model = URL")
             for model, url in models.items():
-                if not isinstance(url, str) or not re.match(r"https?://", url):
-                    raise ValueError(f"phones.firmware.{vendor}.{model}: must be an http(s) URL")
+                if not isinstance(url, str) or not (
+                    re.match(r"https?://", url) or _is_firmware_name(url)
+                ):
+                    raise ValueError(
+                        f"phones.firmware.{vendor}.{model}: must be an http(s) URL or a file"
+                        " name under phones.firmware_dir"
+                    )
             out[vendor] = dict(models)
         return out
     return None
@@ -173,3 +195,31 @@ def _check(key: str, value: Any) -> Any:
 def _valid_listen(value: str) -> bool:
     m = re.fullmatch(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})", value)
     return m is not None and int(m[1]) <= 65535
+
+
+def _is_firmware_name(value: str) -> bool:
+    """A relative file name under ``phones.firmware_dir`` (no scheme, no ``..``, no ``/``-start)."""
+    if ":" in value:  # a URL of another scheme (ftp://, file:...) is no file name
+        return False
+    try:
+        check_name(value)
+    except FirmwareRefused:
+        return False
+    return True
+
+
+def _check_firmware_names(settings: PhonesSettings) -> None:
+    """A plain firmware file name needs provd to serve it and to know its own URL."""
+    for vendor, models in settings.firmware.items():
+        for model, value in models.items():
+            if re.match(r"https?://", value):
+                continue
+            if not settings.firmware_dir:
+                raise ValueError(
+                    f"phones.firmware.{vendor}.{model}: a file name needs phones.firmware_dir"
+                )
+            if not settings.provisioning_url:
+                raise ValueError(
+                    f"phones.firmware.{vendor}.{model}: a file name needs phones.provisioning_url"
+                    " (provd's own URL, the base of /firmware/)"
+                )
