@@ -157,6 +157,8 @@ def build(
     src["firmware_url"] = (
         f"operator config phones.firmware.{vendor.value}" if firmware else DEFAULT + " (none)"
     )
+    if firmware and firmware != settings.firmware_entry(vendor.value, request.model):
+        src["firmware_url"] += " (file in phones.firmware_dir, served by provd)"
     src["provisioning_url"] = (
         "operator config phones.provisioning_url"
         if settings.provisioning_url

@@ -73,12 +73,16 @@ class PhonesSettings:
 
     def firmware_url(self, vendor: str, model: str | None) -> str:
         """The operator's firmware URL for ``vendor``'s ``model`` (case-insensitive), or ``""``."""
+        return self._firmware_link(self.firmware_entry(vendor, model))
+
+    def firmware_entry(self, vendor: str, model: str | None) -> str:
+        """The ``phones.firmware`` entry as written: a URL or a file name in firmware_dir."""
         models = self.firmware.get(vendor, {})
         wanted = (model or "").replace(" ", "").upper()
         for name, url in models.items():
             if name.replace(" ", "").upper() == wanted:
-                return self._firmware_link(url)
-        return self._firmware_link(models.get("*", ""))
+                return url
+        return models.get("*", "")
 
     def _firmware_link(self, value: str) -> str:
         """``value`` as the phone's URL: a plain file name is provd's own ``/firmware/``."""

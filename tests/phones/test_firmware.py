@@ -262,6 +262,19 @@ class TestRelativeFirmwareUrl:
         text = Renderer("tls", year=2025, settings=s).render(phone, ident).content.decode()
         assert "https://provd.example.com:8091/firmware/T46U%2066.86.rom" in text
 
+    def test_explain_says_provd_serves_it(self):
+        """render --explain tells a provd-served firmware file from an external URL."""
+        s = PhonesSettings.from_mapping(
+            {**self.BASE, "firmware": {"yealink": {"T46U": "a.rom", "T46S": "https://x/b.rom"}}}
+        )
+        renderer = Renderer("tls", year=2025, settings=s)
+        own = identify("/001565a1b2c3.cfg", "Yealink SIP-T46U 66.86.0.15 00:15:65:a1:b2:c3")
+        other = identify("/001565a1b2c3.cfg", "Yealink SIP-T46S 66.86.0.15 00:15:65:a1:b2:c3")
+        _, sources = renderer.explain(make_phone(), own, mask_secrets=True)
+        assert sources["firmware_url"].endswith("(file in phones.firmware_dir, served by provd)")
+        _, sources = renderer.explain(make_phone(), other, mask_secrets=True)
+        assert sources["firmware_url"] == "operator config phones.firmware.yealink"
+
     def test_behind_a_path_prefix(self):
         """A provisioning URL with a path (reverse proxy) keeps it."""
         s = PhonesSettings.from_mapping(
