@@ -19,6 +19,7 @@ def test_demo_provisions_restarts_and_serves(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "all good" in done.stdout
-    assert done.stdout.count("challenge ok") == 5
+    assert done.stdout.count("challenge ok") == 9  # one phone per vendor model family
+    assert "gigaset N670" in done.stdout
     assert "HTTP 404" in done.stdout  # the unknown MAC
     assert (tmp_path / "provd.db").exists()

@@ -30,6 +30,7 @@ from ..phones import (
     TemplateCheckError,
     serve_phones,
 )
+from ..phones.keys import keys_from
 from ..store.actor import Store
 from ..transport import serve
 from . import control
@@ -230,7 +231,11 @@ class Daemon:
     # --- control socket -----------------------------------------------------------------------
 
     def _control_handlers(self) -> dict[str, control.Handler]:
-        return {"status": self._control_status, "remove": self._control_remove}
+        return {
+            "status": self._control_status,
+            "remove": self._control_remove,
+            "keys": self._control_keys,
+        }
 
     async def _control_status(self, _request: dict[str, Any]) -> dict[str, Any]:
         phones = self.directory.all()
@@ -258,6 +263,25 @@ class Daemon:
         log.info("phone.removed", mac=mac, existed=removed)
         return {"ok": True, "removed": removed}
 
+    async def _control_keys(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Set a phone's key category/own keys (``provd phones keys``); served at once."""
+        mac = control.mac_arg(request)
+        category, keys = request.get("category"), request.get("keys")
+        if category is not None and not isinstance(category, str):
+            raise ValueError("category must be a string")
+        if keys is not None:
+            keys = [k.as_dict() for k in keys_from(keys, "keys")]
+
+        def write(db):
+            return db.phone(mac) if db.set_phone_keys(mac, category=category, keys=keys) else None
+
+        record = await self.store.call(write)
+        if record is None:
+            return {"ok": False, "error": f"no phone {mac}"}
+        self.directory.put(record)
+        log.info("phone.keys_set", mac=mac, category=record.key_category, keys=len(record.keys))
+        return {"ok": True}
+
 
 def checked_renderer(config: Config) -> CheckedRenderer:
     """The renderer for ``config``, its templates compiled and tried on a sample phone.
@@ -266,7 +290,9 @@ def checked_renderer(config: Config) -> CheckedRenderer:
         TemplateCheckError: a template is broken; names the file and the error.
     """
     renderer = CheckedRenderer(
-        transport=config.phones.sip_transport, templates=config.phones.templates or None
+        transport=config.phones.sip_transport,
+        templates=config.phones.templates or None,
+        settings=config.phones,
     )
     renderer.check()
     return renderer

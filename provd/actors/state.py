@@ -15,6 +15,7 @@ import structlog
 import trio
 
 from ..logs import register_secret
+from ..phones.keys import Key, keys_from
 from ..phones.model import PhoneData
 from ..protocol import ProtocolError
 from ..protocol.sysclient import decrypt_turn_password
@@ -59,7 +60,21 @@ def phone_data(record: PhoneRecord) -> PhoneData:
         dns=record.dns,
         config=config,
         revision=record.revision,
+        admin_password=record.admin_password or record.web_password,
+        admin_password_source=(
+            "devices" if record.admin_password else ("provd" if record.web_password else "")
+        ),
+        keys=_keys(record),
+        key_category=record.key_category,
     )
+
+
+def _keys(record: PhoneRecord) -> tuple[Key, ...]:
+    try:
+        return keys_from(list(record.keys), "phone_keys")
+    except ValueError as exc:  # a store edited by hand: render without keys, say why
+        log.warning("phone.keys_invalid", mac=record.mac, error=str(exc))
+        return ()
 
 
 class PhoneDirectory:
@@ -72,7 +87,12 @@ class PhoneDirectory:
             self.put(record)
 
     def put(self, record: PhoneRecord) -> None:
-        for secret in (record.password, record.sysclient_password, record.admin_password):
+        for secret in (
+            record.password,
+            record.sysclient_password,
+            record.admin_password,
+            record.web_password,
+        ):
             register_secret(secret)
         self._records[record.mac] = record
         self._data.pop(record.mac, None)

@@ -1,7 +1,8 @@
 """``provd demo``: the whole product in one minute, on loopback, with throw-away state.
 
 Starts the simulated innovaphone installation (PBX, Users service, Devices app) and a real
-``provd run`` child on free loopback ports, provisions one sample phone per vendor with
+``provd run`` child on free loopback ports, provisions one sample phone per vendor model
+family (Gigaset N510, N720 and N670 included) with
 visible progress, restarts provd to show every phone coming back through the
 challenge-with-stored-password path, fetches each phone's file over HTTP as that vendor's
 phone would, and prints a summary table. Exit status 0 when every step worked.
@@ -35,12 +36,22 @@ SAMPLE_PHONES = [
     (Vendor.FANVIL, Phone(mac="0c383eaa0004", user="dara", cn="Dara Doyle")),
     (Vendor.POLY, Phone(mac="0004f2aa0005", user="emil", cn="Emil Eriksson")),
 ]
+#: What the file of a model family must contain (its own file format).
+FAMILY_MARKER = {"N670": "<provisioning", "N720": "BS_VOIP_Data", "N510": "BS_IP_Data1"}
+#: One more phone per further model family: (vendor, model, phone).
+FAMILY_PHONES = [
+    (Vendor.GIGASET, "N720", Phone(mac="7c2f80aa0006", user="fritz", cn="Fritz Fähnrich")),
+    (Vendor.GRANDSTREAM, "GXP1780", Phone(mac="000b82aa0007", user="greta", cn="Greta Gál")),
+    (Vendor.GIGASET, "N510", Phone(mac="7c2f80aa0008", user="hugo", cn="Hugo Hørsholm")),
+    (Vendor.GIGASET, "N670", Phone(mac="7c2f80aa0009", user="ines", cn="Inès Ibáñez")),
+]
 
 
 @attrs.define
 class Row:
     vendor: Vendor
     phone: Phone
+    model: str | None = None
     provisioned: str = "-"
     reconnect: str = "-"
     file: str = "-"
@@ -73,8 +84,9 @@ def say(text: str = "") -> None:
 
 async def _demo(workdir: Path, verbose: bool) -> int:
     password = secrets.token_urlsafe(18)
-    phones = [(v, attrs.evolve(p, password=secrets.token_urlsafe(9))) for v, p in SAMPLE_PHONES]
-    rows = [Row(v, p) for v, p in phones]
+    samples = [(v, None, p) for v, p in SAMPLE_PHONES] + FAMILY_PHONES
+    phones = [(v, m, attrs.evolve(p, password=secrets.token_urlsafe(9))) for v, m, p in samples]
+    rows = [Row(v, p, m) for v, m, p in phones]
     config = SimConfig.from_mapping(
         {
             "provd": {"url": None, "password": password},
@@ -153,21 +165,23 @@ async def _demo(workdir: Path, verbose: bool) -> int:
 
         say("\n3. each phone fetches its file as that vendor's phone would")
         async with httpx.AsyncClient(base_url=daemon.phones_url, timeout=10) as client:
-            for row, (vendor, phone) in zip(rows, phones, strict=True):
-                request = phone_request(vendor, phone.mac)
+            for row, (vendor, family_model, phone) in zip(rows, phones, strict=True):
+                request = phone_request(vendor, phone.mac, family_model)
                 response = await client.get(
                     request.path, headers={"User-Agent": request.user_agent}
                 )
                 good = response.status_code == 200 and phone.password in response.text
-                row.file = f"{request.path} ({model(vendor)})"
+                good &= FAMILY_MARKER.get(family_model or "", "") in response.text
+                row.file = f"{request.path} ({model(vendor, family_model)})"
                 row.size = f"{len(response.content)} B" if good else f"HTTP {response.status_code}"
                 row.ok &= good
-                say(f"  {vendor.value:<11} GET {request.path:<32} {row.size}")
+                label = f"{vendor.value} {model(vendor, family_model)}"
+                say(f"  {label:<20} GET {request.path:<32} {row.size}")
             # A well-formed request for a MAC provd doesn't know (the User-Agent carries it).
             unknown = phone_request(Vendor.YEALINK, "805ec0ffffff")
             stranger = await client.get(unknown.path, headers={"User-Agent": unknown.user_agent})
             path = unknown.path
-            say(f"  {'(unknown)':<11} GET {path:<32} HTTP {stranger.status_code}")
+            say(f"  {'(unknown)':<20} GET {path:<32} HTTP {stranger.status_code}")
             refused = stranger.status_code == 404
             for row in rows:
                 row.ok &= refused

@@ -8,6 +8,8 @@ import sys
 import time
 
 from ..actors import control
+from ..actors.state import phone_data
+from ..phones.keys import OperatorKeys, keys_from
 from ..protocol import ProtocolError, normalize_mac
 from ..store.database import Database
 from .common import add_config_argument, load_config, mask, table
@@ -20,7 +22,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_parser("list", help="one line per phone").set_defaults(handler=cmd_list)
     show = sub.add_parser("show", help="one phone in detail")
     show.add_argument("mac")
+    show.add_argument(
+        "--show-secrets",
+        action="store_true",
+        help="print the phone's web/admin password in clear (default: masked)",
+    )
     show.set_defaults(handler=cmd_show)
+    keys = sub.add_parser(
+        "keys",
+        help="show or set a phone's function keys",
+        description="Without options: the phone's effective keys and where they come from. "
+        "KEY is kind:target:label with kind line, blf or speed (e.g. blf:201:Anna).",
+    )
+    keys.add_argument("mac")
+    keys.add_argument("--category", help="the Devices category whose [phones.keys] apply")
+    keys.add_argument("--set", nargs="+", metavar="KEY", help="the phone's own keys, in order")
+    keys.add_argument("--clear", action="store_true", help="drop the phone's own keys")
+    keys.set_defaults(handler=cmd_keys)
     remove = sub.add_parser("remove", help="forget a phone and stop its actor")
     remove.add_argument("mac")
     remove.set_defaults(handler=cmd_remove)
@@ -88,6 +106,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("password", mask(r.password)),
         ("device password", mask(r.sysclient_password)),
         ("admin password", mask(r.admin_password)),
+        ("phone web password", _web_password(r, getattr(args, "show_secrets", False))),
         ("revision", str(r.revision)),
         ("created", _when(r.created)),
         ("updated", _when(r.updated)),
@@ -117,6 +136,57 @@ def cmd_show(args: argparse.Namespace) -> int:
             for f in fetches
         ]
         print(table(rows, ["TIME", "ADDRESS", "FILE", "VENDOR", "MODEL", "FIRMWARE", "USER-AGENT"]))
+    return 0
+
+
+def _web_password(r, show: bool) -> str:
+    """The password in the phone's file for its web UI/admin login, and where it came from."""
+    value = r.admin_password or r.web_password
+    if not value:
+        return "-"
+    source = "Devices administrative password" if r.admin_password else "provd, random"
+    return f"{value if show else mask(value)} ({source})"
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    mac = _mac(args.mac)
+    config = load_config(args)
+    if mac is None or config is None:
+        return 2
+    db = Database(config.store.path)
+    own: list[dict[str, str]] | None = None
+    if args.set and args.clear:
+        print("provd: give --set or --clear, not both", file=sys.stderr)
+        return 2
+    if args.set:
+        try:
+            own = [key.as_dict() for key in keys_from(args.set, "--set")]
+        except ValueError as exc:
+            print(f"provd: {exc}", file=sys.stderr)
+            return 2
+    elif args.clear:
+        own = []
+    if own is not None or args.category is not None:
+        answer = control.request(
+            config.control_socket, "keys", mac=mac, category=args.category, keys=own
+        )
+        if answer is None:  # no daemon running: edit the store directly
+            if not db.set_phone_keys(mac, category=args.category, keys=own):
+                print(f"provd: no phone {mac}", file=sys.stderr)
+                return 1
+        elif not answer.get("ok"):
+            print(f"provd: {answer.get('error')}", file=sys.stderr)
+            return 1
+        print(f"{mac}: keys saved")
+    record = db.phone(mac)
+    if record is None:
+        print(f"provd: no phone {mac}", file=sys.stderr)
+        return 1
+    data = phone_data(record)
+    source = OperatorKeys(config.phones.keys)
+    print(f"category: {data.key_category or '-'}; keys from {source.source(data)}")
+    rows = [[str(n), k.kind, k.target, k.label] for n, k in enumerate(source.keys(data), 1)]
+    print(table(rows, ["KEY", "KIND", "TARGET", "LABEL"]) if rows else "no keys")
     return 0
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+import attrs
+
 from ..actors.state import phone_data
-from ..phones import IdentifyError, Renderer, Vendor, identify, vendor_for_oui
+from ..phones import IdentifyError, Renderer, Vendor, families, identify, vendor_for_oui
 from ..phones.examples import phone_request
 from ..protocol import ProtocolError, normalize_mac
 from ..store.database import Database
@@ -26,6 +28,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--show-secrets", action="store_true", help="print passwords in clear (default: masked)"
     )
+    parser.add_argument(
+        "--model",
+        help="the phone's model (selects the model family; default: from its last fetch)",
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="after the file, list which source produced each non-trivial value",
+    )
     parser.set_defaults(handler=cmd_render)
 
 
@@ -38,7 +49,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     except ProtocolError as exc:
         print(f"provd: {args.mac!r}: {exc.reason}", file=sys.stderr)
         return 2
-    record = Database(config.store.path).phone(mac)
+    db = Database(config.store.path)
+    record = db.phone(mac)
     if record is None:
         print(f"provd: no phone {mac}", file=sys.stderr)
         return 1
@@ -54,9 +66,32 @@ def cmd_render(args: argparse.Namespace) -> int:
     except IdentifyError as exc:
         print(f"provd: {exc}", file=sys.stderr)
         return 2
+    model = args.model or _last_model(db, mac, vendor)
+    if model:
+        ident = attrs.evolve(ident, model=model)
     renderer = Renderer(
-        transport=config.phones.sip_transport, templates=config.phones.templates or None
+        transport=config.phones.sip_transport,
+        templates=config.phones.templates or None,
+        settings=config.phones,
     )
-    rendered = renderer.render(phone_data(record), ident, mask_secrets=not args.show_secrets)
+    data = phone_data(record)
+    rendered = renderer.render(data, ident, mask_secrets=not args.show_secrets)
     sys.stdout.buffer.write(rendered.content)
+    if args.explain:
+        _, sources = renderer.explain(data, ident, mask_secrets=True)
+        out = sys.stdout
+        out.write(f"\n# explain: {vendor.value} {ident.model or '(model unknown)'}")
+        family = families.family(vendor, ident.model, ident.file)
+        out.write(f" family {family}\n" if family else "\n")
+        width = max(len(k) for k in sources) if sources else 0
+        for key, source in sources.items():
+            out.write(f"#   {key.ljust(width)}  {source}\n")
     return 0
+
+
+def _last_model(db: Database, mac: str, vendor: Vendor) -> str | None:
+    """The model the phone named in its latest fetch as ``vendor``'s phone, if any."""
+    for fetch in db.fetches(mac, limit=5):
+        if fetch.vendor == vendor.value and fetch.model:
+            return fetch.model
+    return None

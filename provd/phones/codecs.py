@@ -52,17 +52,37 @@ SNOM = {
     "G723": "g723",
 }
 
-# Grandstream P57..P62 take RTP payload type numbers.
+# Grandstream "vocoder" codes for the codec choice slots (phones.md, corrections; Grandstream
+# GXP17xx 1.0.1.x / GXP21xx 1.0.11.x config templates): PCMU 0, PCMA 8, G.722 9, G.729 18,
+# G.723.1 4. Opus has no fixed code: it differs per model family (125 on GXP17xx, 123 on
+# GXP21xx), see :data:`provd.phones.families.GRANDSTREAM_OPUS`.
 GRANDSTREAM = {
     "G722": 9,
-    "OPUS-WB": 123,
-    "OPUS-NB": 123,
     "G711A": 8,
     "G711U": 0,
     "G729": 18,
     "G723": 4,
 }
-GRANDSTREAM_SLOTS = 6
+#: The eight codec choice slots, in preference order (GXP templates: "Codec choice 1..8").
+GRANDSTREAM_SLOT_NAMES = ("P57", "P58", "P59", "P60", "P61", "P62", "P46", "P98")
+GRANDSTREAM_SLOTS = len(GRANDSTREAM_SLOT_NAMES)
+
+# Gigaset N510/N720 vocoder ids (wazo-provd-plugins ``wazo_gigaset/N510/templates/base.tpl``:
+# "0x00(G.711ulaw),0x01(G.711alaw),0x02(G.726),0x03(G.729),0x05(G722)"); no Opus.
+GIGASET = {
+    "G722": 0x05,
+    "G711A": 0x01,
+    "G711U": 0x00,
+    "G729": 0x03,
+}
+
+# Gigaset N670/N870 codec names (SipProvider.0.AudioCodecs, see the nx70 template).
+GIGASET_NX70 = {
+    "G722": "G722",
+    "G711A": "G711A",
+    "G711U": "G711U",
+    "G729": "G729",
+}
 
 FANVIL = {
     "G722": "G722",
@@ -148,11 +168,23 @@ def priorities(
     return [(name, chosen.index(name) + 1 if name in chosen else 0) for name in every]
 
 
-def grandstream_slots(coders: Sequence[str]) -> list[int]:
-    """Payload types for P57..P62; unused slots repeat the last choice.
+def grandstream_slots(coders: Sequence[str], opus: int | None = 123) -> list[tuple[str, int]]:
+    """``(P-value, vocoder code)`` for all eight slots; unused slots repeat the last choice.
 
-    Grandstream fills empty slots with its own defaults, which would re-enable codecs the
-    PBX did not ask for; repeating the last chosen one avoids that.
+    Grandstream fills empty slots (including ``P46`` and ``P98``) with its own defaults,
+    which would re-enable codecs the PBX did not ask for; repeating the last chosen one
+    avoids that. ``opus`` is the model family's Opus code, or None to leave Opus out.
     """
-    chosen = vendor_codecs(coders, GRANDSTREAM) or [GRANDSTREAM["G711A"]]
-    return (chosen + [chosen[-1]] * GRANDSTREAM_SLOTS)[:GRANDSTREAM_SLOTS]
+    table: dict[str, int] = dict(GRANDSTREAM)
+    if opus is not None:
+        table["OPUS-WB"] = table["OPUS-NB"] = opus
+    chosen = vendor_codecs(coders, table) or [GRANDSTREAM["G711A"]]
+    codes = (chosen + [chosen[-1]] * GRANDSTREAM_SLOTS)[:GRANDSTREAM_SLOTS]
+    return list(zip(GRANDSTREAM_SLOT_NAMES, codes, strict=True))
+
+
+def gigaset_vocoders(coders: Sequence[str], size: int = 5) -> str:
+    """Gigaset's preferred-vocoder list: ``0x05,0x01,...`` padded with ``0xff`` to ``size``."""
+    chosen = vendor_codecs(coders, GIGASET) or [GIGASET["G711A"]]
+    codes = [f"0x{c:02x}" for c in chosen][:size]
+    return ",".join(codes + ["0xff"] * (size - len(codes)))

@@ -46,15 +46,35 @@ _PHONE_FILE = {
 }
 
 
-def model(vendor: Vendor) -> str:
-    return _MODEL[vendor]
+#: Other model families: (vendor, model) -> (per-phone file, User-Agent).
+_FAMILY: dict[tuple[Vendor, str], tuple[str, str]] = {
+    (Vendor.GRANDSTREAM, "GXP1780"): (
+        "/Grandstream/cfg{mac}.xml",
+        "Grandstream Model HW GXP1780 SW 1.0.1.133 DevId {mac}",
+    ),
+    (Vendor.GIGASET, "N510"): ("/{MAC}.xml", "Gigaset N510 IP PRO/42.250.00.000.000;{MAC}"),
+    # N670/N870 ask for a lowercase <mac>.xml (wazo-provd-plugins Nx70 common.py).
+    (Vendor.GIGASET, "N670"): ("/{mac}.xml", "Gigaset N670 IP PRO/83.V2.49.1+build.6e4b2d3;{MAC}"),
+}
+
+#: One (vendor, model) per vendor model family, for the demo.
+FAMILIES: list[tuple[Vendor, str]] = [
+    *((vendor, name) for vendor, name in _MODEL.items()),
+    *_FAMILY,
+]
 
 
-def phone_request(vendor: Vendor, mac: str) -> PhoneRequest:
-    """The per-phone file request of ``vendor``'s phone with ``mac`` (12 lowercase hex)."""
+def model(vendor: Vendor, name: str | None = None) -> str:
+    return name or _MODEL[vendor]
+
+
+def phone_request(vendor: Vendor, mac: str, model: str | None = None) -> PhoneRequest:
+    """The per-phone file request of ``vendor``'s ``model`` (default: the vendor's usual one)
+    with ``mac`` (12 lowercase hex)."""
     fmt = {
         "mac": mac,
         "MAC": mac.upper(),
         "colon": ":".join(mac[i : i + 2] for i in range(0, 12, 2)),
     }
-    return PhoneRequest(_PHONE_FILE[vendor].format(**fmt), _AGENT[vendor].format(**fmt))
+    path, agent = _FAMILY.get((vendor, model or ""), (_PHONE_FILE[vendor], _AGENT[vendor]))
+    return PhoneRequest(path.format(**fmt), agent.format(**fmt))

@@ -104,9 +104,11 @@ class UserAgentInfo:
 _MAC_TEXT = r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{12}"
 
 # "Yealink SIP-T46G 28.72.0.1 00:15:65:4a:a9:37", "Yealink SIP VP-T49G 51.80.0.10 ...",
-# "Yealink W60B 77.81.0.35 80:5e:c0:09:ab:dc", "Yealink-T46G 28.71.0.81 28.1.0.128.0.0.0"
+# "Yealink W60B 77.81.0.35 80:5e:c0:09:ab:dc", "Yealink-T46G 28.71.0.81 28.1.0.128.0.0.0",
+# and the VP59 (Android based), which separates "SIP" and the model by a space:
+# "Yealink SIP VP59 91.283.0.35 80:5e:c0:7a:11:22"
 _YEALINK = re.compile(
-    r"^yealink(?:\s+SIP(?:\s+VP)?-|-|\s+)(?P<model>[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*)"
+    r"^yealink(?:\s+SIP(?:\s+VP)?-|\s+SIP\s+(?=VP\d)|-|\s+)(?P<model>[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*)"
     rf"\s+(?P<fw>\d+(?:\.\d+)+)(?:\s+(?P<mac>{_MAC_TEXT}))?(?:\s.*)?$",
     re.IGNORECASE,
 )
@@ -137,11 +139,16 @@ _FANVIL = re.compile(
 _POLY = re.compile(
     r"^FileTransport\s+Poly(?:com)?\w*?-(?P<model>\w+?)-UA/(?P<fw>\d+(?:\.\d+)*)", re.IGNORECASE
 )
-# "Gigaset N510 IP PRO/42.250.00.000.000;7C2F80D2E3F4"
+# "Gigaset N510 IP PRO/42.250.00.000.000;7C2F80D2E3F4", and without brand, MAC or both
+# (wazo-provd-plugins ``wazo_gigaset/common/common.py`` lists them as seen in the field):
+# "N720-DM-PRO/70.040.00.000.000", "N510 IP PRO/42.245.00.000.000",
+# "Gigaset N870 IP PRO/83.V2.11.0+build.a546b91;7C2F80E0D605"
 _GIGASET = re.compile(
-    r'^"?(?P<brand>Gigaset\s+)?(?P<model>[A-Za-z0-9][\w ]*?)/(?P<fw>[^;/\s]+);'
-    r"(?P<mac>[0-9A-Fa-f]{12})?",
+    r'^"?(?P<brand>Gigaset\s+)?(?P<model>[A-Za-z0-9][\w -]*?)/(?P<fw>[^;/\s"]+)'
+    r'(?:;(?P<mac>[0-9A-Fa-f]{12})?)?(?:;Handset=\d+)?"?$',
 )
+# Gigaset base models are "N" + three digits, optionally " IP PRO" / "-DM-PRO" etc.
+_GIGASET_MODEL = re.compile(r"N\d{3}(?:[ -][A-Z]{1,4})*(?:[ -]PRO)?E?")
 
 
 def parse_user_agent(ua: str | None) -> UserAgentInfo | None:
@@ -167,9 +174,15 @@ def parse_user_agent(ua: str | None) -> UserAgentInfo | None:
         return UserAgentInfo(Vendor.SNOM, m["model"], m["fw"], _mac(macs[-1]) if macs else None)
     if m := _GIGASET.match(ua):
         mac = _mac(m["mac"])
-        # Without the brand the shape is too generic; accept it only with a Gigaset MAC.
-        if m["brand"] or (mac is not None and OUIS.get(mac[:6]) is Vendor.GIGASET):
-            return UserAgentInfo(Vendor.GIGASET, m["model"].strip(), m["fw"], mac)
+        model = m["model"].strip().replace("-", " ")
+        # Without the brand the shape is too generic; accept it only with a Gigaset MAC or
+        # a Gigaset base model name.
+        if (
+            m["brand"]
+            or (mac is not None and OUIS.get(mac[:6]) is Vendor.GIGASET)
+            or _GIGASET_MODEL.fullmatch(m["model"].strip())
+        ):
+            return UserAgentInfo(Vendor.GIGASET, model, m["fw"], mac)
     return None
 
 
@@ -215,6 +228,11 @@ _FILES: list[tuple[re.Pattern[str], tuple[tuple[Vendor, Kind], ...]]] = [
         ((Vendor.FANVIL, Kind.COMMON),),
     ),
     (re.compile(r"F0V00(?P<model>[A-Za-z0-9]{7})\.cfg", re.I), ((Vendor.FANVIL, Kind.COMMON),)),
+    # Fanvil 2.x model-common names seen in real boots (phones.md, corrections):
+    # "F0000X600000.cfg", "F0V5UV200000.cfg" (F0 + ten characters naming model/hardware)
+    # and "fanvil_x4u_v2_hwv2_0.txt".
+    (re.compile(r"F0[A-Za-z0-9]{10}\.cfg", re.I), ((Vendor.FANVIL, Kind.COMMON),)),
+    (re.compile(r"fanvil_[a-z0-9_]+\.txt", re.I), ((Vendor.FANVIL, Kind.COMMON),)),
     (re.compile(rf"snom(?P<model>[A-Za-z0-9]+)-{_M}\.htm", re.I), ((Vendor.SNOM, Kind.PHONE),)),
     (re.compile(r"snom(?P<model>[A-Za-z0-9]+)\.htm", re.I), ((Vendor.SNOM, Kind.COMMON),)),
     (re.compile(rf"cfg{_M}(?:\.xml)?", re.I), ((Vendor.GRANDSTREAM, Kind.PHONE),)),

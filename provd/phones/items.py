@@ -28,11 +28,17 @@ class HostPort:
 
 @frozen
 class Turn:
-    """A TURN server with its credentials (``MEDIA.turnPassword`` arrives decrypted)."""
+    """A TURN server with its credentials (``MEDIA.turnPassword`` arrives decrypted).
+
+    ``tls`` is True for a ``turns:`` URL (RFC 7065): the phone must reach the TURN server
+    over TLS (default port 5349). A vendor whose file has no TLS-TURN setting gets no TURN
+    at all rather than a silent plain-TURN downgrade (phones.md, corrections).
+    """
 
     server: HostPort
     user: str
     password: str
+    tls: bool = False
 
 
 @frozen
@@ -101,12 +107,18 @@ def stun(config: Mapping[str, Any]) -> HostPort | None:
 
 
 def turn(config: Mapping[str, Any]) -> Turn | None:
-    """``MEDIA.turnServer`` with ``turnUser`` / ``turnPassword``, default port 3478."""
+    """``MEDIA.turnServer`` with ``turnUser`` / ``turnPassword``.
+
+    Default port 3478, or 5349 for ``turns:`` (RFC 7065 section 3.1), which also sets
+    :attr:`Turn.tls`.
+    """
     media = _item(config, "MEDIA")
-    server = parse_host_port(media.get("turnServer"), 3478)
+    raw = _text(media.get("turnServer"))
+    tls = raw.lower().startswith("turns:")
+    server = parse_host_port(raw, 5349 if tls else 3478)
     if server is None:
         return None
-    return Turn(server, _text(media.get("turnUser")), _text(media.get("turnPassword")))
+    return Turn(server, _text(media.get("turnUser")), _text(media.get("turnPassword")), tls)
 
 
 def tls_policy(config: Mapping[str, Any]) -> TlsPolicy:

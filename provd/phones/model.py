@@ -8,9 +8,12 @@ HTTP server see only this, never the database, so they can be tested with plain 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
+
+if TYPE_CHECKING:
+    from provd.phones.keys import Key
 
 
 def _freeze_config(items: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Mapping[str, Any]]:
@@ -34,6 +37,12 @@ class PhoneData:
             (``PHONE``, ``MEDIA``, ``NTP``, ``TLS_PROFILE``, ...), each the item's JSON object
             as received, except that ``MEDIA.turnPassword`` is already decrypted.
         revision: increases whenever anything above changes; render caches key on it.
+        admin_password: the phone's web/admin password: the administrative password Devices
+            deployed (sysclient ``0x0003``), else the random one provd generated for it.
+        admin_password_source: ``"devices"`` or ``"provd"`` (for ``provd render --explain``).
+        keys: the phone's own function keys (``provd phones keys``); empty: its category's.
+        key_category: the Devices category whose operator keys apply (``provd phones keys
+            MAC --category``); empty: the ``"*"`` keys.
     """
 
     mac: str
@@ -45,3 +54,7 @@ class PhoneData:
     dns: str
     config: Mapping[str, Mapping[str, Any]] = field(factory=dict, converter=_freeze_config)
     revision: int = 0
+    admin_password: str = ""
+    admin_password_source: str = ""
+    keys: tuple[Key, ...] = ()
+    key_category: str = ""

@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from attrs import evolve, frozen
+from attrs import frozen
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
 
-from provd.phones import codecs, items, timezones
-from provd.phones.account import MASK, SipAccount
+from provd.phones import context, families
 from provd.phones.identify import Identification, Kind, Vendor
+from provd.phones.keys import KeySource
 from provd.phones.model import PhoneData
+from provd.phones.settings import PhonesSettings
 
 log = structlog.get_logger()
 
@@ -49,15 +50,14 @@ TEMPLATES: dict[tuple[Vendor, Kind], tuple[str, str]] = {
     (Vendor.GIGASET, Kind.PHONE): ("gigaset/phone.xml.j2", _XML),
 }
 
-_XML_VENDORS = ("snom/", "grandstream/", "poly/", "gigaset/")
-
-# Transport codes each vendor's file uses for TLS / TCP.
-_TRANSPORT = {
-    Vendor.YEALINK: {"tls": 2, "tcp": 1},
-    Vendor.GRANDSTREAM: {"tls": 2, "tcp": 1},
-    Vendor.FANVIL: {"tls": 3, "tcp": 1},
-    Vendor.POLY: {"tls": "TLS", "tcp": "TCPOnly"},
+#: (vendor, kind, family) -> (template name, content type), consulted before TEMPLATES for
+#: vendors whose model families want different files (provd/phones/families.py).
+FAMILY_TEMPLATES: dict[tuple[Vendor, Kind, str], tuple[str, str]] = {
+    (Vendor.GIGASET, Kind.PHONE, "nx70"): ("gigaset/nx70.xml.j2", _XML),
+    (Vendor.GIGASET, Kind.PHONE, "n720"): ("gigaset/n720.xml.j2", _XML),
 }
+
+_XML_VENDORS = ("snom/", "grandstream/", "poly/", "gigaset/")
 
 DEFAULT_CACHE_SIZE = 4096
 
@@ -101,10 +101,14 @@ class Renderer:
         *,
         cache_size: int = DEFAULT_CACHE_SIZE,
         year: int | None = None,
+        settings: PhonesSettings | None = None,
+        key_source: KeySource | None = None,
     ) -> None:
         if transport not in ("tls", "tcp"):
             raise ValueError(f"transport must be 'tls' or 'tcp', not {transport!r}")
         self.transport = transport
+        self.settings = settings if settings is not None else PhonesSettings()
+        self.key_source = key_source
         self.templates = Path(templates) if templates else None
         self.generation = 0
         self._year = year
@@ -157,7 +161,10 @@ class Renderer:
                 ``phone``.
             jinja2.TemplateError: an (override) template is broken.
         """
-        entry = TEMPLATES.get((request.vendor, request.kind))
+        family = families.family(request.vendor, request.model, request.file)
+        entry = FAMILY_TEMPLATES.get((request.vendor, request.kind, family)) or TEMPLATES.get(
+            (request.vendor, request.kind)
+        )
         if entry is None:
             raise ValueError(f"no template for {request.vendor} {request.kind}")
         if phone is None and request.per_phone:
@@ -169,6 +176,8 @@ class Renderer:
             request.vendor,
             request.kind,
             request.file,
+            family,
+            request.model,
             phone.revision if phone is not None else -1,
             self.generation,
             mask_secrets,
@@ -180,7 +189,7 @@ class Renderer:
                 self._cache.move_to_end(key)
                 return cached
             env = self._env
-        context = self._context(phone, request, mask_secrets=mask_secrets, year=year)
+        context = self._context(phone, request, mask_secrets=mask_secrets, year=year, family=family)
         text = self._render_uncached(env, name, context)
         rendered = Rendered(text.encode("utf-8"), content_type)
         with self._lock:
@@ -194,47 +203,37 @@ class Renderer:
         return env.get_template(name).render(context)
 
     def _context(
-        self, phone: PhoneData | None, request: Identification, *, mask_secrets: bool, year: int
+        self,
+        phone: PhoneData | None,
+        request: Identification,
+        *,
+        mask_secrets: bool,
+        year: int,
+        family: str = "",
     ) -> dict[str, Any]:
-        context: dict[str, Any] = {"file": request.file, "mac": request.mac or ""}
+        return self.explain(phone, request, mask_secrets=mask_secrets, year=year, family=family)[0]
+
+    def explain(
+        self,
+        phone: PhoneData | None,
+        request: Identification,
+        *,
+        mask_secrets: bool = True,
+        year: int | None = None,
+        family: str | None = None,
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The template context for ``request`` and the source of each non-trivial value."""
+        if family is None:
+            family = families.family(request.vendor, request.model, request.file)
         if phone is None:
-            return context
-        account = SipAccount.from_phone(phone, self.transport)
-        turn = items.turn(phone.config)
-        if mask_secrets:
-            account = account.masked()
-            if turn is not None:
-                turn = evolve(turn, password=MASK)
-        coders = codecs.coders_from_config(phone.config)
-        tz = timezones.zone_rules(items.time_zone(phone.config), year)
-        vendor = request.vendor
-        context.update(
-            mac=phone.mac,
-            account=account,
-            coders=coders,
-            ntp=items.ntp_servers(phone.config),
-            tz=tz,
-            stun=items.stun(phone.config),
-            turn=turn,
-            tls=items.tls_policy(phone.config),
-            transport_code=_TRANSPORT.get(vendor, {}).get(self.transport, ""),
+            return {"file": request.file, "mac": request.mac or "", "family": family}, {}
+        return context.build(
+            phone,
+            request,
+            transport=self.transport,
+            settings=self.settings,
+            family=family,
+            mask_secrets=mask_secrets,
+            year=year or self._year or datetime.now(UTC).year,
+            key_source=self.key_source,
         )
-        if vendor is Vendor.YEALINK:
-            context["codecs"] = codecs.priorities(coders, codecs.YEALINK, codecs.YEALINK_ALL)
-            context["time"] = timezones.yealink(tz)
-        elif vendor is Vendor.SNOM:
-            names = [*codecs.vendor_codecs(coders, codecs.SNOM), "telephone-event"]
-            context["codec_list"] = ",".join(names)
-            context["time"] = timezones.snom(tz)
-        elif vendor is Vendor.GRANDSTREAM:
-            context["codec_slots"] = codecs.grandstream_slots(coders)
-            context["posix_tz"] = timezones.posix_tz(tz)
-        elif vendor is Vendor.FANVIL:
-            context["codec_list"] = ",".join(codecs.vendor_codecs(coders, codecs.FANVIL))
-            context["time"] = timezones.fanvil(tz)
-        elif vendor is Vendor.POLY:
-            context["codecs"] = codecs.priorities(coders, codecs.POLY, codecs.POLY_ALL)
-            context["time"] = timezones.poly(tz)
-        if tz.fallback:
-            log.warning("phones.unknown_time_zone", mac=phone.mac, tz=items.time_zone(phone.config))
-        return context

@@ -37,6 +37,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from provd.phones import firmware
 from provd.phones.fetch import FetchRecord
 from provd.phones.identify import (
     Identification,
@@ -65,7 +66,7 @@ log = structlog.get_logger()
 
 Lookup = Callable[[str], Awaitable[PhoneData | None]]
 RecordFetch = Callable[[FetchRecord], Awaitable[None]]
-Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
+Reply = tuple[int, list[tuple[bytes, bytes]], bytes | firmware.FirmwareFile]
 
 #: Longest User-Agent kept for fetch records and log lines (phones send < 150 characters).
 MAX_USER_AGENT = 256
@@ -130,6 +131,9 @@ class PhonesApp:
         if scope["type"] != "http":
             return
         status, headers, body = await self._handle(scope)
+        if isinstance(body, firmware.FirmwareFile):
+            await firmware.send(body, status, headers, send, head=scope["method"] == "HEAD")
+            return
         headers = [
             *headers,
             (b"content-length", str(len(body)).encode()),
@@ -161,6 +165,8 @@ class PhonesApp:
                     log.info("phones.unauthorised", address=address, path=path[:256])
                 challenge = (b"www-authenticate", b'Basic realm="provd", charset="UTF-8"')
                 return 401, [challenge, *_TEXT], b"unauthorised\n"
+        if firmware.is_firmware_path(path):
+            return await self._firmware(path.removeprefix(firmware.PREFIX), address, now)
         try:
             ident = identify(path, raw_agent)
         except IdentifyError as error:
@@ -278,6 +284,16 @@ class PhonesApp:
                 suppressed=suppressed,
             )
         return 500, list(_TEXT), b"internal server error\n"
+
+    async def _firmware(self, name: str, address: str, now: float) -> Reply:
+        """A file from ``phones.firmware_dir`` (after auth, like phone files); a miss is 404."""
+        found = await firmware.lookup(self.settings.firmware_dir, name, address)
+        if found is None:
+            if (refused := self._miss(address, now)) is not None:
+                return refused
+            return 404, list(_TEXT), b"not found\n"
+        log.debug("phones.firmware_served", address=address, file=name, size=found.size)
+        return 200, [], found
 
     def _authorised(self, header: str) -> bool:
         assert self._credentials is not None

@@ -214,13 +214,46 @@ def yealink_by_date(change: Change) -> str:
     return f"{change.month}/{change.day}/{change.hour}"
 
 
+#: IANA zone -> Yealink's own ``local_time.time_zone_name`` (Yealink T4x/T5x admin guide,
+#: "Time Zone Name" list). Zones not listed get no name: the phone then shows the first
+#: name of the offset, and the explicit ``summer_time`` rule below still applies.
+YEALINK_ZONE_NAMES: dict[str, str] = {
+    "Europe/Berlin": "Germany(Berlin)",
+    "Europe/Paris": "France(Paris)",
+    "Europe/Rome": "Italy(Rome)",
+    "Europe/Madrid": "Spain(Madrid)",
+    "Europe/Amsterdam": "Netherlands(Amsterdam)",
+    "Europe/Vienna": "Austria(Vienna)",
+    "Europe/Brussels": "Belgium(Brussels)",
+    "Europe/Stockholm": "Sweden(Stockholm)",
+    "Europe/Oslo": "Norway(Oslo)",
+    "Europe/Warsaw": "Poland(Warsaw)",
+    "Europe/London": "United Kingdom(London)",
+    "Europe/Dublin": "Ireland(Dublin)",
+    "Europe/Helsinki": "Finland(Helsinki)",
+    "Europe/Athens": "Greece(Athens)",
+    "Europe/Moscow": "Russia(Moscow)",
+    "America/New_York": "United States-Eastern Time",
+    "America/Chicago": "United States-Central Time",
+    "America/Denver": "United States-Mountain Time",
+    "America/Los_Angeles": "United States-Pacific Time",
+    "America/Anchorage": "United States-Alaska Time",
+    "Asia/Tokyo": "Japan(Tokyo)",
+    "Asia/Shanghai": "China(Beijing)",
+}
+
+
 def yealink(rules: ZoneRules) -> dict[str, str]:
-    """Yealink ``local_time.*`` settings, in file order."""
-    out = {
-        "local_time.time_zone": _hm(rules.std_offset),
-        "local_time.time_zone_name": rules.name,
-        "local_time.summer_time": "1" if rules.has_dst else "0",
-    }
+    """Yealink ``local_time.*`` settings, in file order.
+
+    ``time_zone_name`` is Yealink's own name (:data:`YEALINK_ZONE_NAMES`), never the IANA
+    name, which the phone does not know; unlisted zones get no name.
+    """
+    out = {"local_time.time_zone": _hm(rules.std_offset)}
+    name = YEALINK_ZONE_NAMES.get(rules.name)
+    if name is not None:
+        out["local_time.time_zone_name"] = name
+    out["local_time.summer_time"] = "1" if rules.has_dst else "0"
     if rules.has_dst:
         assert rules.start is not None and rules.end is not None
         out["local_time.dst_time_type"] = "1"
@@ -249,9 +282,41 @@ def snom_dst(rules: ZoneRules) -> str:
     return f"{rules.dst_save} {one(rules.start)} {one(rules.end)}"
 
 
-def snom(rules: ZoneRules) -> dict[str, str]:
-    """Snom ``utc_offset`` and ``dst`` settings."""
-    return {"utc_offset": str(rules.std_offset), "dst": snom_dst(rules)}
+#: Countries whose Snom ``timezone`` code is "<ISO 3166 alpha-3><offset hours>" (``GER+1``,
+#: ``USA-5``): the Snom wiki's timezone table, and the shape wazo-provd-plugins
+#: (``wazo_snom/common/common.py``, ``_add_timezone``) sends for these locales. Snom uses
+#: ``GER`` for Germany, not ISO's ``DEU``.
+SNOM_COUNTRIES: dict[str, str] = {
+    "DE": "GER",
+    "US": "USA",
+    "ES": "ESP",
+    "FR": "FRA",
+    "IT": "ITA",
+    "NL": "NLD",
+}
+
+
+def snom_timezone(rules: ZoneRules, country: str | None) -> str:
+    """Snom's ``timezone`` code, or ``""`` when none is known for this zone.
+
+    The Snom wiki: ``timezone`` overrides ``utc_offset``/``dst`` unless it is set empty, so
+    a zone without a known code gets an explicitly empty ``timezone`` and the explicit rule.
+    A code is only used for whole-hour zones with DST (a country code names that country's
+    DST rule: Arizona is not ``USA-7``).
+    """
+    prefix = SNOM_COUNTRIES.get(country or "")
+    if prefix is None or rules.fallback or not rules.has_dst or rules.std_offset % 3600:
+        return ""
+    return f"{prefix}{rules.std_offset // 3600:+d}"
+
+
+def snom(rules: ZoneRules, country: str | None = None) -> dict[str, str]:
+    """Snom ``timezone``, ``utc_offset`` and ``dst`` settings, in file order."""
+    return {
+        "timezone": snom_timezone(rules, country),
+        "utc_offset": str(rules.std_offset),
+        "dst": snom_dst(rules),
+    }
 
 
 # --- Grandstream (POSIX TZ, P64) ------------------------------------------------------------
@@ -286,6 +351,90 @@ def posix_tz(rules: ZoneRules) -> str:
         text += f"{_posix_abbr(rules.dst_abbr or 'DST')}{_posix_time(-rules.dst_offset)}"
         text += f",{_posix_rule(rules.start)},{_posix_rule(rules.end)}"
     return text
+
+
+#: POSIX rules that are among ``P64``'s fixed values, in the spelling ``P64`` takes
+#: (Grandstream GXP17xx 1.0.1.133 config template, P64 option list; wazo-provd-plugins
+#: ``wazo_grandstream/common/common.py`` ``TZ_NAME``). Anything else is ``customize``.
+GRANDSTREAM_P64: dict[str, str] = {
+    "CET-1CEST-2,M3.5.0,M10.5.0/3": "CET-1CEST-2,M3.5.0/02:00:00,M10.5.0/03:00:00",
+}
+
+#: Longest self-defined rule ``P246`` holds (GXP17xx template: "max 64 characters").
+P246_MAX = 64
+
+
+def grandstream(rules: ZoneRules) -> dict[str, str]:
+    """Grandstream time-zone P-values: ``P64`` (fixed list) and, when custom, ``P246``.
+
+    ``P64`` only takes values from its fixed list; a free POSIX rule goes in ``P246``
+    ("self-defined time zone") with ``P64=customize``. ``P143=0`` stops DHCP option 2
+    from overriding the zone (phones.md, corrections; GXP17xx template).
+    """
+    posix = posix_tz(rules)
+    fixed = GRANDSTREAM_P64.get(posix)
+    if fixed is not None:
+        return {"P64": fixed, "P246": "", "P143": "0"}
+    if len(posix) > P246_MAX:  # pragma: no cover - no tzdata rule is this long
+        posix = posix_tz(ZoneRules(rules.name, rules.year, rules.std_offset, rules.std_abbr))
+    return {"P64": "customize", "P246": posix, "P143": "0"}
+
+
+# --- Gigaset -------------------------------------------------------------------------------
+# N510/N720 ``uiI_TIME_TIMEZONE`` codes by standard offset (hours, minutes), with automatic
+# DST (``ucB_TIME_USE_AUTOMATIC_DST``): wazo-provd-plugins ``wazo_gigaset/common/common.py``
+# ``_TZ_GIGASET``. (The N510 template's comment lists a few different codes for older
+# firmware; we follow the table the plugin sends.)
+GIGASET_CODES: dict[tuple[int, int], int] = {
+    (-12, 0): 0x00, (-11, 0): 0x01, (-10, 0): 0x02, (-9, 0): 0x03, (-8, 0): 0x04,
+    (-7, 0): 0x07, (-6, 0): 0x09, (-5, 0): 0x0D, (-4, 0): 0x10, (-3, 0): 0x12,
+    (-2, 0): 0x16, (-1, 0): 0x18, (0, 0): 0x1A, (1, 0): 0x1B, (2, 0): 0x20,
+    (3, 0): 0x28, (4, 0): 0x2C, (4, 30): 0x2D, (5, 0): 0x2F, (5, 30): 0x30,
+    (5, 45): 0x31, (6, 0): 0x33, (6, 30): 0x35, (7, 0): 0x36, (8, 0): 0x38,
+    (9, 0): 0x3D, (9, 30): 0x40, (10, 0): 0x43, (11, 0): 0x47, (12, 0): 0x48,
+    (13, 0): 0x50,
+}  # fmt: skip
+
+#: Zone names N670/N870 accept in ``DmGlobal.0.TimeZone`` (a subset of IANA names), and the
+#: stand-in per standard offset for the others: wazo-provd-plugins
+#: ``wazo_gigaset/Nx70_83_v2_62_1/common.py`` (``_VALID_TZ_GIGASET``, ``_FALLBACK_TZ``).
+GIGASET_NX70_ZONES = frozenset(
+    """Pacific/Honolulu America/Anchorage America/Los_Angeles America/Denver America/Chicago
+    America/New_York America/Caracas America/Sao_Paulo Europe/Dublin Europe/Lisbon
+    Europe/London Europe/Amsterdam Europe/Andorra Europe/Belgrade Europe/Berlin
+    Europe/Bratislava Europe/Brussels Europe/Budapest Europe/Copenhagen Europe/Gibraltar
+    Europe/Ljubljana Europe/Luxembourg Europe/Madrid Europe/Malta Europe/Monaco Europe/Oslo
+    Europe/Paris Europe/Prague Europe/Rome Europe/Sarajevo Europe/Skopje Europe/Stockholm
+    Europe/Tirane Europe/Vaduz Europe/Vienna Europe/Warsaw Europe/Zagreb Europe/Zurich
+    Africa/Cairo Europe/Athens Europe/Bucharest Europe/Chisinau Europe/Helsinki
+    Europe/Kaliningrad Europe/Kiev Europe/Riga Europe/Sofia Europe/Tallinn Europe/Vilnius
+    Europe/Istanbul Europe/Minsk Europe/Moscow Asia/Dubai Europe/Samara Asia/Karachi
+    Asia/Dhaka Asia/Hong_Kong Asia/Tokyo Australia/Adelaide Australia/Darwin
+    Australia/Brisbane Australia/Sydney Pacific/Noumea""".split()  # noqa: SIM905
+)
+GIGASET_NX70_FALLBACK: dict[int, str] = {
+    -10: "Pacific/Honolulu", -9: "America/Anchorage", -8: "America/Los_Angeles",
+    -7: "America/Denver", -6: "America/Chicago", -5: "America/New_York",
+    -4: "America/Caracas", -3: "America/Sao_Paulo", 0: "Europe/London", 1: "Europe/Berlin",
+    2: "Europe/Athens", 3: "Europe/Moscow", 4: "Asia/Dubai", 5: "Asia/Karachi",
+    6: "Asia/Dhaka", 8: "Asia/Hong_Kong", 9: "Asia/Tokyo", 10: "Australia/Sydney",
+    11: "Pacific/Noumea",
+}  # fmt: skip
+
+
+def gigaset_code(rules: ZoneRules) -> int:
+    """The N510/N720 ``uiI_TIME_TIMEZONE`` code; the nearest whole hour if not listed."""
+    hours, rest = divmod(abs(rules.std_offset), 3600)
+    sign = -1 if rules.std_offset < 0 else 1
+    code = GIGASET_CODES.get((sign * hours, rest // 60))
+    return code if code is not None else GIGASET_CODES.get((sign * hours, 0), 0x1A)
+
+
+def gigaset_nx70_zone(rules: ZoneRules) -> str:
+    """The N670/N870 ``DmGlobal.0.TimeZone`` name: the zone itself if the base knows it."""
+    if rules.name in GIGASET_NX70_ZONES:
+        return rules.name
+    return GIGASET_NX70_FALLBACK.get(round(rules.std_offset / 3600), "Europe/London")
 
 
 # --- Fanvil --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ _PHONE_COLUMNS = [
     "dns",
     "sysclient_password",
     "admin_password",
+    "web_password",
     "state",
     "error",
     "online",
@@ -70,16 +72,27 @@ class Database:
         rows = list(self.db.query("SELECT * FROM phones WHERE mac = ?", [mac]))
         if not rows:
             return None
-        return self._record(rows[0], self._config(mac))
+        return self._with_keys(self._record(rows[0], self._config(mac)))
 
     def phones(self) -> list[PhoneRecord]:
         configs: dict[str, dict[str, dict[str, Any]]] = {}
         for row in self.db.query("SELECT mac, type, item FROM config_items"):
             configs.setdefault(row["mac"], {})[row["type"]] = json.loads(row["item"])
+        keys = {row["mac"]: row for row in self.db.query("SELECT * FROM phone_keys")}
         return [
-            self._record(row, configs.get(row["mac"], {}))
+            self._with_keys(self._record(row, configs.get(row["mac"], {})), keys.get(row["mac"]))
             for row in self.db.query("SELECT * FROM phones ORDER BY mac")
         ]
+
+    def _with_keys(self, record: PhoneRecord, row: dict[str, Any] | None = None) -> PhoneRecord:
+        if row is None:
+            rows = list(self.db.query("SELECT * FROM phone_keys WHERE mac = ?", [record.mac]))
+            if not rows:
+                return record
+            row = rows[0]
+        return attrs.evolve(
+            record, key_category=row["category"] or "", keys=tuple(json.loads(row["keys"] or "[]"))
+        )
 
     def fetches(self, mac: str, limit: int = 20) -> list[FetchRecord]:
         rows = self.db.query(
@@ -151,6 +164,7 @@ class Database:
                     "online": 0,
                     "sysclient_password": "",
                     "admin_password": "",
+                    "web_password": secrets.token_hex(9),
                 }
                 self.db["phones"].insert(values)
             else:
@@ -177,8 +191,14 @@ class Database:
             return self.db.execute(query, params).rowcount > 0
 
     def set_admin_password(self, mac: str, password: str) -> None:
+        """Store the administrative password Devices deployed; a change bumps the revision
+        (it goes into the phone's file as the web/admin password)."""
         with self.db.conn:
-            self.db["phones"].update(mac, {"admin_password": password, "updated": self._clock()})
+            self.db.execute(
+                "UPDATE phones SET revision = revision + (admin_password IS NOT ?),"
+                " admin_password = ?, updated = ? WHERE mac = ?",
+                [password, password, self._clock(), mac],
+            )
 
     def put_config_item(self, mac: str, ctype: str, item: dict[str, Any]) -> int:
         """Store one item verbatim; bump the revision if it changed. Returns the revision."""
@@ -214,8 +234,34 @@ class Database:
         with self.db.conn:
             self.db.execute("UPDATE phones SET online = 0")
 
+    def set_phone_keys(
+        self, mac: str, *, category: str | None = None, keys: list[dict[str, str]] | None = None
+    ) -> bool:
+        """Set the phone's key category and/or own keys; bumps its revision.
+
+        Returns False when there is no such phone.
+        """
+        now = self._clock()
+        with self.db.conn:
+            if not list(self.db.query("SELECT mac FROM phones WHERE mac = ?", [mac])):
+                return False
+            current = list(self.db.query("SELECT * FROM phone_keys WHERE mac = ?", [mac]))
+            row = current[0] if current else {"category": "", "keys": "[]"}
+            values = {
+                "mac": mac,
+                "category": row["category"] if category is None else category,
+                "keys": row["keys"] if keys is None else json.dumps(keys, ensure_ascii=False),
+                "updated": now,
+            }
+            self.db["phone_keys"].upsert(values, pk="mac")
+            self.db.execute(
+                "UPDATE phones SET revision = revision + 1, updated = ? WHERE mac = ?", [now, mac]
+            )
+        return True
+
     def remove_phone(self, mac: str) -> bool:
         with self.db.conn:
+            self.db.execute("DELETE FROM phone_keys WHERE mac = ?", [mac])
             self.db.execute("DELETE FROM config_items WHERE mac = ?", [mac])
             self.db.execute("DELETE FROM fetches WHERE mac = ?", [mac])
             cursor = self.db.execute("DELETE FROM phones WHERE mac = ?", [mac])

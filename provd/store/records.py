@@ -20,6 +20,8 @@ class PhoneRecord:
     dns: str = ""
     sysclient_password: str = attrs.field(default="", repr=False)
     admin_password: str = attrs.field(default="", repr=False)
+    #: provd's own random web/admin password for the phone, used until Devices deploys one.
+    web_password: str = attrs.field(default="", repr=False)
     state: str = "pending"
     error: str = ""
     online: bool = False
@@ -28,6 +30,10 @@ class PhoneRecord:
     updated: float = 0.0
     #: Configuration items by type, verbatim as Devices sent them.
     config: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    #: Function keys: the Devices category whose operator keys apply, and the phone's own
+    #: keys (``{"kind","target","label"}`` each), from ``provd phones keys``.
+    key_category: str = ""
+    keys: tuple[dict[str, str], ...] = attrs.field(default=(), converter=tuple)
 
     @property
     def assigned(self) -> bool:

@@ -59,7 +59,24 @@ def _v1(db: sqlite_utils.Database) -> None:
     db["settings"].create({"key": str, "value": str}, pk="key")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """The per-phone web/admin password provd generates (used until Devices deploys one)."""
+    db.execute("ALTER TABLE phones ADD COLUMN web_password TEXT NOT NULL DEFAULT ''")
+    # randomblob() is SQLite's CSPRNG: every existing phone gets its own password.
+    db.execute("UPDATE phones SET web_password = lower(hex(randomblob(9)))")
+
+
+def _v3(db: sqlite_utils.Database) -> None:
+    """Function keys per phone (``provd phones keys``): its category and its own keys."""
+    db["phone_keys"].create(
+        {"mac": str, "category": str, "keys": str, "updated": float},
+        pk="mac",
+        foreign_keys=[("mac", "phones", "mac")],
+        defaults={"category": "", "keys": "[]"},
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 VERSION = len(MIGRATIONS)
 
 

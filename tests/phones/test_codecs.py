@@ -47,5 +47,6 @@ class TestVendors:
         assert codecs.vendor_codecs(("OPUS-NB", "G722", "OPUS-WB"), codecs.SNOM) == ["opus", "g722"]
 
     def test_grandstream_slots_repeat_last(self):
-        """Grandstream's six slots are filled by repeating the last choice."""
-        assert codecs.grandstream_slots(("G722", "G711A")) == [9, 8, 8, 8, 8, 8]
+        """Grandstream's eight slots are filled by repeating the last choice."""
+        slots = codecs.grandstream_slots(("G722", "G711A"))
+        assert [code for _, code in slots] == [9, 8, 8, 8, 8, 8, 8, 8]

@@ -126,9 +126,10 @@ class TestParsedValues:
         p = {el.tag: el.text or "" for el in root.find("config")}
         assert (p["P47"], p["P48"], p["P130"]) == ("example.com", "pbx.example.com:5061", "2")
         assert (p["P35"], p["P36"], p["P34"], p["P3"]) == ("zoe", "IP-HW-0042", PASSWORD, DISPLAY)
-        assert [p[f"P{n}"] for n in range(57, 63)] == ["9", "123", "8", "0", "18", "18"]
+        slots = [p[n] for n in ("P57", "P58", "P59", "P60", "P61", "P62", "P46", "P98")]
+        assert slots == ["9", "123", "8", "0", "18", "18", "18", "18"]
         assert p["P30"] == "ntp1.example.com"
-        assert p["P64"] == "CET-1CEST-2,M3.5.0,M10.5.0/3"
+        assert p["P64"] == "CET-1CEST-2,M3.5.0/02:00:00,M10.5.0/03:00:00"
 
     def test_poly(self, renderer):
         """Poly's attributes carry the account, codec priorities and gmtOffset."""

@@ -72,7 +72,7 @@ class TestVendors:
         """Yealink gets +1, summer_time 1 and week-based start/end with Sunday = 7."""
         out = tz.yealink(tz.zone_rules("Europe/Berlin", 2025))
         assert out["local_time.time_zone"] == "+1"
-        assert out["local_time.time_zone_name"] == "Europe/Berlin"
+        assert out["local_time.time_zone_name"] == "Germany(Berlin)"
         assert out["local_time.summer_time"] == "1"
         assert out["local_time.dst_time_type"] == "1"
         assert (out["local_time.start_time"], out["local_time.end_time"]) == ("3/5/7/2", "10/5/7/3")
@@ -112,7 +112,8 @@ class TestVendors:
     def test_snom_berlin(self):
         """Snom's dst follows its documented Germany example exactly."""
         out = tz.snom(tz.zone_rules("Europe/Berlin", 2025))
-        assert out == {"utc_offset": "3600", "dst": "3600 03.05.07 02:00:00 10.05.07 03:00:00"}
+        assert out["utc_offset"] == "3600"
+        assert out["dst"] == "3600 03.05.07 02:00:00 10.05.07 03:00:00"
 
     def test_snom_no_dst(self):
         """Snom gets an empty dst without daylight saving."""
