@@ -160,11 +160,13 @@ class TestRefused:
         assert entry["key"] == "phones.firmware_dir"
 
     async def test_refusals_count_as_misses(self, fw):
-        """Probing /firmware/ uses up the client's misses like any other 404."""
+        """Probing /firmware/ uses up the client's misses like any other 404; throttling
+        only turns a further miss into 429, a file that exists is still served."""
         app = make_app(firmware_dir=str(fw), miss_limit=2)
         for _ in range(2):
             assert (await call(app, "/firmware/../secret.txt"))["status"] == 404
-        assert (await call(app, "/firmware/latest.rom"))["status"] == 429
+        assert (await call(app, "/firmware/nope.rom"))["status"] == 429
+        assert (await call(app, "/firmware/latest.rom"))["status"] == 200
 
     @pytest.mark.parametrize("name", ["", "/x", "a/../b", "./a", "a//b", ".env", "a\\b"])
     def test_check_name(self, name):
