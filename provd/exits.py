@@ -39,7 +39,8 @@ class CoreFailure(Exception):
     Attributes:
         status: the exit status.
         event: the log event (``daemon.start_failed``, ``store.lost``, ...).
-        fields: what the log line names: ``key`` and ``path`` or ``address``, ``error``.
+        fields: what the log line names: ``setting`` (the config key), ``path`` or
+            ``address``, and ``error``.
     """
 
     def __init__(self, status: ExitStatus, event: str, **fields: Any) -> None:

@@ -62,7 +62,7 @@ async def serve_control(
         raise CoreFailure(
             ExitStatus.LISTEN,
             "daemon.start_failed",
-            key="control.socket",
+            setting="control.socket",
             path=path,
             error=exc.strerror or str(exc),
         ) from exc
@@ -83,7 +83,7 @@ def _claim(path: str) -> None:
 
     def refuse(status: ExitStatus, error: str) -> CoreFailure:
         return CoreFailure(
-            status, "daemon.start_failed", key="control.socket", path=path, error=error
+            status, "daemon.start_failed", setting="control.socket", path=path, error=error
         )
 
     try:

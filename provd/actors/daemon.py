@@ -95,7 +95,7 @@ def checked_ssl_context(section: str, cert: str, key: str) -> ssl.SSLContext | N
             raise CoreFailure(
                 ExitStatus.TLS,
                 "daemon.start_failed",
-                key=f"{section}.{name}",
+                setting=f"{section}.{name}",
                 path=path,
                 error=exc.strerror or str(exc),
             ) from exc
@@ -105,7 +105,7 @@ def checked_ssl_context(section: str, cert: str, key: str) -> ssl.SSLContext | N
         raise CoreFailure(
             ExitStatus.TLS,
             "daemon.start_failed",
-            key=f"{section}.tls_cert",
+            setting=f"{section}.tls_cert",
             path=cert,
             error=f"cannot load certificate and key {key} ({exc})",
         ) from exc
@@ -132,7 +132,7 @@ async def _start_listener(
         raise CoreFailure(
             ExitStatus.LISTEN,
             "daemon.start_failed",
-            key=key,
+            setting=key,
             address=address,
             error=getattr(leaf, "strerror", None) or f"{type(leaf).__name__}: {leaf}",
         ) from exc
@@ -206,7 +206,7 @@ class Daemon:
             raise CoreFailure(
                 ExitStatus.STORE,
                 "daemon.start_failed",
-                key="store.path",
+                setting="store.path",
                 path=config.store.path,
                 error=str(exc),
             ) from exc

@@ -93,7 +93,7 @@ class Store:
             raise CoreFailure(
                 ExitStatus.STORE,
                 "daemon.start_failed",
-                key="store.path",
+                setting="store.path",
                 path=self.path,
                 error=_describe(exc),
             ) from exc
@@ -149,7 +149,7 @@ class Store:
         raise CoreFailure(
             ExitStatus.STORE_LOST,
             "store.lost",
-            key="store.path",
+            setting="store.path",
             path=self.path,
             error=f"database file {self.lost} while provd ran; writes since are not kept",
         )

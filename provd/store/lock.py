@@ -44,9 +44,9 @@ class DatabaseLock:
             raise CoreFailure(
                 ExitStatus.STORE,
                 "daemon.start_failed",
-                key="store.path",
+                setting="store.path",
                 path=self.path,
-                error=f"cannot create the lock file ({exc.strerror or exc})",
+                error=f"cannot create the lock file ({exc})",
             ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -55,7 +55,7 @@ class DatabaseLock:
             raise CoreFailure(
                 ExitStatus.LOCKED,
                 "daemon.start_failed",
-                key="store.path",
+                setting="store.path",
                 path=self.db_path,
                 error=f"another provd is running on this database (lock {self.path} held)",
             ) from exc
