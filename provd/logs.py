@@ -30,6 +30,7 @@ import hashlib
 import logging
 import sys
 import threading
+import time
 from collections.abc import Hashable
 from typing import Any
 
@@ -78,7 +79,10 @@ class _SecretScrubber:
         self._pending: set[str] = set()
         self._stale = 0
         self._automaton: ahocorasick.Automaton | None = None
+        self._automaton_words: list[str] = []
         self._building = False
+        self._worker: threading.Thread | None = None
+        self._wake = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._cap_warned = False
 
@@ -168,44 +172,65 @@ class _SecretScrubber:
 
     # --- background build -------------------------------------------------------------------
 
-    def _maybe_build(self) -> None:
-        """Start a build thread if one is due and none runs (lock held)."""
-        if self._building:
-            return
-        due = len(self._pending) >= _REBUILD_AFTER or self._stale >= max(
+    def _due(self) -> bool:
+        return len(self._pending) >= _REBUILD_AFTER or self._stale >= max(
             _REBUILD_AFTER, len(self._by_word) // 2
         )
-        if due:
-            self._building = True
-            threading.Thread(target=self._build, name="provd-secrets", daemon=True).start()
+
+    def _maybe_build(self) -> None:
+        """Wake the builder thread if a build is due and none runs (lock held; never waits:
+        the thread is started once, then only notified)."""
+        if self._building or not self._due():
+            return
+        self._building = True
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="provd-secrets", daemon=True)
+            self._worker.start()
+        else:
+            self._wake.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._building:
+                    self._wake.wait()
+            try:
+                self._build()
+            except Exception:  # noqa: S110 - until the next build the words stay pending,
+                pass  # and pending words are checked one by one: nothing is missed
+            finally:
+                with self._lock:
+                    if self._building and not self._due():
+                        self._building = False
+                    self._idle.notify_all()
 
     def _build(self) -> None:
-        try:
-            while True:
-                with self._lock:
-                    words = list(self._by_word)
-                    self._stale = 0
-                automaton: ahocorasick.Automaton | None = None
-                if words:
-                    automaton = ahocorasick.Automaton()
-                    for word in words:
-                        automaton.add_word(word, word)
-                    automaton.make_automaton()
-                with self._lock:
-                    self._automaton = automaton  # the swap: scrubbers see old or new
-                    self._pending.difference_update(words)
-                    again = len(self._pending) >= _REBUILD_AFTER or self._stale >= max(
-                        _REBUILD_AFTER, len(self._by_word) // 2
-                    )
-                    if not again:
-                        self._building = False
-                        self._idle.notify_all()
-                        return
-        except BaseException:
+        while True:
             with self._lock:
-                self._building = False
-                self._idle.notify_all()
-            raise
+                words = list(self._by_word)
+                self._stale = 0
+            automaton: ahocorasick.Automaton | None = None
+            if words:
+                automaton = ahocorasick.Automaton()
+                for i, word in enumerate(words):
+                    automaton.add_word(word, word)
+                    if i % 256 == 255:
+                        time.sleep(0)  # hand the GIL to the event loop now and then
+                automaton.make_automaton()
+            with self._lock:
+                # The swap. Scrubbers use the automaton under the lock only, so from here
+                # on nobody but this thread holds the old one.
+                old, self._automaton = self._automaton, automaton
+                old_words, self._automaton_words = self._automaton_words, words
+                self._pending.difference_update(words)
+                again = self._due()
+                if not again:
+                    self._building = False
+                    self._idle.notify_all()
+            if old is not None:
+                _dismantle(old, old_words)
+            if not again:
+                return
 
     def settle(self, timeout: float = 30.0) -> bool:
         """Wait until no build runs (tests, benchmarks). False on timeout."""
@@ -230,35 +255,8 @@ class _SecretScrubber:
     def scrub(self, text: str) -> str:
         if len(text) < MIN_SECRET_LEN or not self._entries:
             return text
-        with self._lock:
-            automaton = self._automaton
-            pending = list(self._pending)
-        hits: list[tuple[int, str]] = []
-        for word in pending:
-            start = text.find(word)
-            while start >= 0:
-                hits.append((start, word))
-                start = text.find(word, start + 1)
-        if automaton is not None:
-            hits.extend((end - len(word) + 1, word) for end, word in automaton.iter(text))
-        if not hits:
-            return text
-        spans: list[tuple[int, int]] = []
-        with self._lock:
-            for start, word in hits:
-                for key in self._by_word.get(word, ()):  # absent: forgotten since the build
-                    entry = self._entries[key]
-                    if entry.digest is None:
-                        spans.append((start, start + len(word)))
-                        continue
-                    whole = text[start : start + entry.length]
-                    if len(whole) == entry.length and (
-                        hashlib.sha256(whole.encode("utf-8", "surrogatepass")).digest()
-                        == entry.digest
-                    ):
-                        spans.append((start, start + entry.length))
-                    else:  # a cut-off copy, or another text sharing the prefix
-                        spans.append((start, len(text)))
+        with self._lock:  # short: one pass of the automaton, a few pending words
+            spans = self._spans(text)
         if not spans:
             return text
         spans.sort()
@@ -274,6 +272,41 @@ class _SecretScrubber:
             cur_start, cur_end = start, end
         out += [text[pos:cur_start], MASK, text[cur_end:]]
         return "".join(out)
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        """Where registered secrets are in ``text`` (lock held)."""
+        hits: list[tuple[int, str]] = []
+        for word in self._pending:
+            start = text.find(word)
+            while start >= 0:
+                hits.append((start, word))
+                start = text.find(word, start + 1)
+        if self._automaton is not None:
+            hits.extend((end - len(word) + 1, word) for end, word in self._automaton.iter(text))
+        spans: list[tuple[int, int]] = []
+        for start, word in hits:
+            for key in self._by_word.get(word, ()):  # absent: forgotten since the build
+                entry = self._entries[key]
+                if entry.digest is None:
+                    spans.append((start, start + len(word)))
+                    continue
+                whole = text[start : start + entry.length]
+                if len(whole) == entry.length and (
+                    hashlib.sha256(whole.encode("utf-8", "surrogatepass")).digest() == entry.digest
+                ):
+                    spans.append((start, start + entry.length))
+                else:  # a cut-off copy, or another text sharing the prefix
+                    spans.append((start, len(text)))
+        return spans
+
+
+def _dismantle(automaton: ahocorasick.Automaton, words: list[str]) -> None:
+    """Free an automaton word by word, yielding the GIL now and then: freeing a big one in
+    one go holds the GIL (and so the event loop) for tens of milliseconds."""
+    for i, word in enumerate(words):
+        automaton.remove_word(word)
+        if i % 256 == 255:
+            time.sleep(0)
 
 
 _secrets = _SecretScrubber()
