@@ -78,7 +78,13 @@ class Store:
         self.lost: str | None = None
 
     def _open(self) -> Database:
-        return Database(self.path, **self._db_options)
+        db = Database(self.path, **self._db_options)
+        try:
+            db.prune_fetches()
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Open the database, then serve the mailbox until closed.

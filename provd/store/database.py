@@ -90,7 +90,6 @@ class Database:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
         schema.migrate(self.db)
-        self.prune_fetches()
 
     def close(self) -> None:
         self.db.conn.close()
@@ -301,8 +300,9 @@ class Database:
                 self._fetch_counts[mac] = count
 
     def prune_fetches(self) -> int:
-        """Keep the newest ``fetch_history`` fetch records per phone (at start). Returns
-        how many were deleted."""
+        """Keep the newest ``fetch_history`` fetch records per phone (the daemon, at start;
+        not the operator commands, whose default ``fetch_history`` may be smaller than the
+        configured one). Returns how many were deleted."""
         with self.db.conn:
             cursor = self.db.execute(
                 "DELETE FROM fetches WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER()"
