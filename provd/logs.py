@@ -196,12 +196,11 @@ class _SecretScrubber:
                     self._wake.wait()
             try:
                 self._build()
-            except Exception:  # noqa: S110 - until the next build the words stay pending,
+            except Exception:  # noqa: S110 - until a later build the words stay pending,
                 pass  # and pending words are checked one by one: nothing is missed
             finally:
                 with self._lock:
-                    if self._building and not self._due():
-                        self._building = False
+                    self._building = False  # the next registration may start another
                     self._idle.notify_all()
 
     def _build(self) -> None:
