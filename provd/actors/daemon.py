@@ -127,7 +127,7 @@ async def _start_listener(
         raise
     except Exception as exc:
         if (failure := find_core_failure(exc)) is not None:
-            raise failure from None
+            raise failure  # noqa: B904 - keeps its own cause (the OSError)
         leaf = _leaf(exc)
         raise CoreFailure(
             ExitStatus.LISTEN,
@@ -190,7 +190,7 @@ class Daemon:
             failure = find_core_failure(group)
             if failure is None:
                 raise
-            raise failure from None
+            raise failure  # noqa: B904 - keeps its own cause (the OSError)
         finally:
             self.lock.release()
         log.info("daemon.stopped")
