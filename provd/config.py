@@ -72,6 +72,13 @@ class AppServiceSettings:
 @frozen(kw_only=True)
 class StoreSettings:
     path: str = "provd.db"
+    #: Fetch records kept per phone (the newest; older ones are pruned in small batches).
+    fetch_history: int = 50
+    #: Longest User-Agent stored with a fetch record, characters (the rest is cut).
+    max_user_agent: int = 512
+    #: Seconds between checks that the database file on disk is still the one provd has
+    #: open (also checked before every acknowledged write).
+    check_interval: float = 10.0
 
 
 @frozen(kw_only=True)
@@ -174,16 +181,38 @@ class Config:
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> Config:
-        """Load and validate a file. Raises :class:`ConfigError` (also for I/O and syntax)."""
+        """Load and validate a file.
+
+        Raises:
+            ConfigError: for every way the file can be wrong (unreadable, not UTF-8, not
+                TOML, nested too deep, a bad key or value); the message starts with the
+                path and names the key where there is one.
+        """
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            raw = Path(path).read_bytes()
         except OSError as exc:
-            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+            raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # TOML files must be UTF-8 (toml.io, "Spec": "A TOML file must be a valid UTF-8
+            # encoded Unicode document"); a Latin-1 editor save is the usual cause.
+            line = raw[: exc.start].count(b"\n") + 1
+            raise ConfigError(
+                f"{path}: not valid UTF-8 at line {line} (byte {exc.start}); save it as UTF-8"
+            ) from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-        return cls.from_mapping(data, source=str(path))
+        except RecursionError:
+            raise ConfigError(f"{path}: not valid TOML (nested too deep)") from None
+        try:
+            return cls.from_mapping(data, source=str(path))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ConfigError(f"{path}: {exc}") from None
 
     @classmethod
     def load(cls, path: str | None = None) -> Config:
@@ -212,6 +241,12 @@ class Config:
             raise ConfigError("provisioning.max_handshakes/code_attempts: must be at least 1")
         if not self.store.path:
             raise ConfigError("store.path: must not be empty")
+        if self.store.fetch_history < 1:
+            raise ConfigError("store.fetch_history: must be at least 1")
+        if self.store.max_user_agent < 16:
+            raise ConfigError("store.max_user_agent: must be at least 16")
+        if self.store.check_interval <= 0:
+            raise ConfigError("store.check_interval: must be positive")
 
     def _validate_appservice_limits(self) -> None:
         a = self.appservice

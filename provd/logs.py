@@ -8,16 +8,34 @@ Secrets are kept out in one processor, :func:`redact_secrets`: any field whose n
 a secret is masked, and every string value is scrubbed of each secret registered with
 :func:`register_secret` (passwords, session keys, digests as provd learns them), so a secret
 that slips into an error text or an exception is masked too.
+
+The registry is bounded and never blocks the event loop:
+
+- a secret up to :data:`MAX_SECRET_LEN` characters is searched for whole; a longer one by
+  its first :data:`LONG_PREFIX` characters plus its length and SHA-256 digest: where the
+  prefix appears, the whole secret is masked when the text holds it, otherwise everything
+  from the prefix to the end of the value (a cut-off copy is masked too);
+- all searched words together stay under :data:`MAX_TOTAL_CHARS`; past it a new secret is
+  refused with a warning (fields named like secrets are still masked);
+- a secret registered for an ``owner`` (a phone's MAC) is forgotten with
+  :func:`forget_secret` / :func:`forget_secrets` once no owner holds it any more (phone
+  removed, password replaced); one registered without an owner stays for the process;
+- the Aho-Corasick automaton is rebuilt on a background thread and swapped in atomically;
+  until then the few secrets added since the last build are checked one by one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 import threading
+import time
+from collections.abc import Hashable
 from typing import Any
 
 import ahocorasick
+import attrs
 import structlog
 
 SECRET_FIELDS = frozenset(
@@ -27,47 +45,267 @@ MASK = "********"
 
 #: Secrets shorter than this are not scrubbed from text (they would mask ordinary words).
 MIN_SECRET_LEN = 4
-#: New secrets are checked one by one until this many wait; then the automaton is rebuilt.
+#: Secrets up to this length are searched for whole.
+MAX_SECRET_LEN = 128
+#: Longer secrets are searched for by this many leading characters.
+LONG_PREFIX = 64
+#: Characters of all searched words together, at most (the automaton needs ~40 bytes each).
+MAX_TOTAL_CHARS = 1_000_000
+#: Words added since the last build that trigger a new (background) build.
 _REBUILD_AFTER = 64
+
+
+@attrs.define
+class _Entry:
+    word: str  # what is searched for: the secret, or its prefix
+    length: int  # the whole secret's length
+    digest: bytes | None  # SHA-256 of the whole secret, when only a prefix is searched
+    refs: int = 0  # owners holding it
+    permanent: bool = False  # registered without an owner
 
 
 class _SecretScrubber:
     """Finds every registered secret in a text in one pass (Aho-Corasick), however many
-    secrets a daemon with thousands of phones holds. Secrets registered since the last
-    build are checked one by one, so none is ever missed."""
+    secrets a daemon with thousands of phones holds. Words added since the automaton was
+    built are checked one by one, so none is ever missed; words removed since are ignored
+    where the old automaton still finds them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._all: set[str] = set()
-        self._pending: list[str] = []
+        self._entries: dict[Hashable, _Entry] = {}
+        self._by_word: dict[str, list[Hashable]] = {}
+        self._owned: dict[str, set[Hashable]] = {}
+        self._chars = 0
+        self._pending: set[str] = set()
+        self._stale = 0
         self._automaton: ahocorasick.Automaton | None = None
+        self._automaton_words: list[str] = []
+        self._building = False
+        self._worker: threading.Thread | None = None
+        self._wake = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
+        self._cap_warned = False
 
-    def add(self, secret: str) -> None:
+    # --- registry (any thread; O(length of the secret), never a build) ----------------------
+
+    @staticmethod
+    def _key(secret: str) -> tuple[Hashable, str, bytes | None]:
+        if len(secret) <= MAX_SECRET_LEN:
+            return secret, secret, None
+        digest = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
+        return (digest, len(secret)), secret[:LONG_PREFIX], digest
+
+    def add(self, secret: str, owner: str | None = None) -> bool:
+        """Register; False if refused because the registry is full."""
+        key, word, digest = self._key(secret)
+        refused = warn = False
         with self._lock:
-            if secret in self._all:
+            entry = self._entries.get(key)
+            if entry is None:
+                new_word = word not in self._by_word
+                if new_word and self._chars + len(word) > MAX_TOTAL_CHARS:
+                    warn, self._cap_warned = not self._cap_warned, True
+                    refused = True
+                else:
+                    entry = self._entries[key] = _Entry(word, len(secret), digest)
+                    self._by_word.setdefault(word, []).append(key)
+                    if new_word:
+                        self._chars += len(word)
+                        self._pending.add(word)
+                        self._maybe_build()
+            if entry is not None:
+                if owner is None:
+                    entry.permanent = True
+                else:
+                    keys = self._owned.setdefault(owner, set())
+                    if key not in keys:
+                        keys.add(key)
+                        entry.refs += 1
+        if refused and warn:
+            structlog.get_logger("provd.logs").warning(
+                "logs.secret_registry_full", limit_chars=MAX_TOTAL_CHARS
+            )
+        return not refused
+
+    def forget(self, secret: str, owner: str | None = None) -> None:
+        key, _word, _digest = self._key(secret)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
                 return
-            self._all.add(secret)
-            self._pending.append(secret)
-            if len(self._pending) >= _REBUILD_AFTER:
+            if owner is None:
+                entry.permanent = False
+            else:
+                keys = self._owned.get(owner)
+                if keys is None or key not in keys:
+                    return
+                keys.discard(key)
+                if not keys:
+                    del self._owned[owner]
+                entry.refs -= 1
+            self._drop_if_unheld(key, entry)
+
+    def forget_owner(self, owner: str) -> None:
+        with self._lock:
+            for key in self._owned.pop(owner, ()):
+                entry = self._entries.get(key)
+                if entry is not None:
+                    entry.refs -= 1
+                    self._drop_if_unheld(key, entry)
+
+    def _drop_if_unheld(self, key: Hashable, entry: _Entry) -> None:
+        if entry.refs > 0 or entry.permanent:
+            return
+        del self._entries[key]
+        keys = self._by_word[entry.word]
+        keys.remove(key)
+        if not keys:
+            del self._by_word[entry.word]
+            self._chars -= len(entry.word)
+            if entry.word in self._pending:
+                self._pending.discard(entry.word)
+            else:
+                self._stale += 1
+                self._maybe_build()
+        if self._chars < MAX_TOTAL_CHARS // 2:
+            self._cap_warned = False  # warn again when it fills up again
+
+    # --- background build -------------------------------------------------------------------
+
+    def _due(self) -> bool:
+        return len(self._pending) >= _REBUILD_AFTER or self._stale >= max(
+            _REBUILD_AFTER, len(self._by_word) // 2
+        )
+
+    def _maybe_build(self) -> None:
+        """Wake the builder thread if a build is due and none runs (lock held; never waits:
+        the thread is started once, then only notified)."""
+        if self._building or not self._due():
+            return
+        self._building = True
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="provd-secrets", daemon=True)
+            self._worker.start()
+        else:
+            self._wake.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._building:
+                    self._wake.wait()
+            try:
+                self._build()
+            except Exception:  # noqa: S110 - until a later build the words stay pending,
+                pass  # and pending words are checked one by one: nothing is missed
+            finally:
+                with self._lock:
+                    self._building = False  # the next registration may start another
+                    self._idle.notify_all()
+
+    def _build(self) -> None:
+        while True:
+            with self._lock:
+                words = list(self._by_word)
+                self._stale = 0
+            automaton: ahocorasick.Automaton | None = None
+            if words:
                 automaton = ahocorasick.Automaton()
-                for word in self._all:
+                for i, word in enumerate(words):
                     automaton.add_word(word, word)
+                    if i % 256 == 255:
+                        time.sleep(0)  # hand the GIL to the event loop now and then
                 automaton.make_automaton()
-                self._automaton, self._pending = automaton, []
+            with self._lock:
+                # The swap. Scrubbers use the automaton under the lock only, so from here
+                # on nobody but this thread holds the old one.
+                old, self._automaton = self._automaton, automaton
+                old_words, self._automaton_words = self._automaton_words, words
+                self._pending.difference_update(words)
+                again = self._due()
+                if not again:
+                    self._building = False
+                    self._idle.notify_all()
+            if old is not None:
+                _dismantle(old, old_words)
+            if not again:
+                return
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until no build runs (tests, benchmarks). False on timeout."""
+        with self._lock:
+            return self._idle.wait_for(lambda: not self._building, timeout)
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "secrets": len(self._entries),
+                "words": len(self._by_word),
+                "chars": self._chars,
+                "pending": len(self._pending),
+                "owners": len(self._owned),
+            }
+
+    # --- scrubbing --------------------------------------------------------------------------
 
     def __bool__(self) -> bool:
-        return bool(self._all)
+        return bool(self._entries)
 
     def scrub(self, text: str) -> str:
-        if len(text) < MIN_SECRET_LEN:
+        if len(text) < MIN_SECRET_LEN or not self._entries:
             return text
-        found = {s for s in self._pending if s in text}
-        automaton = self._automaton
-        if automaton is not None:
-            found.update(word for _end, word in automaton.iter(text))
-        for secret in sorted(found, key=len, reverse=True):
-            text = text.replace(secret, MASK)
-        return text
+        with self._lock:  # short: one pass of the automaton, a few pending words
+            spans = self._spans(text)
+        if not spans:
+            return text
+        spans.sort()
+        out: list[str] = []
+        pos = 0
+        cur_start, cur_end = spans[0]
+        for start, end in spans[1:]:
+            if start < cur_end:
+                cur_end = max(cur_end, end)
+                continue
+            out += [text[pos:cur_start], MASK]
+            pos = cur_end
+            cur_start, cur_end = start, end
+        out += [text[pos:cur_start], MASK, text[cur_end:]]
+        return "".join(out)
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        """Where registered secrets are in ``text`` (lock held)."""
+        hits: list[tuple[int, str]] = []
+        for word in self._pending:
+            start = text.find(word)
+            while start >= 0:
+                hits.append((start, word))
+                start = text.find(word, start + 1)
+        if self._automaton is not None:
+            hits.extend((end - len(word) + 1, word) for end, word in self._automaton.iter(text))
+        spans: list[tuple[int, int]] = []
+        for start, word in hits:
+            for key in self._by_word.get(word, ()):  # absent: forgotten since the build
+                entry = self._entries[key]
+                if entry.digest is None:
+                    spans.append((start, start + len(word)))
+                    continue
+                whole = text[start : start + entry.length]
+                if len(whole) == entry.length and (
+                    hashlib.sha256(whole.encode("utf-8", "surrogatepass")).digest() == entry.digest
+                ):
+                    spans.append((start, start + entry.length))
+                else:  # a cut-off copy, or another text sharing the prefix
+                    spans.append((start, len(text)))
+        return spans
+
+
+def _dismantle(automaton: ahocorasick.Automaton, words: list[str]) -> None:
+    """Free an automaton word by word, yielding the GIL now and then: freeing a big one in
+    one go holds the GIL (and so the event loop) for tens of milliseconds."""
+    for i, word in enumerate(words):
+        automaton.remove_word(word)
+        if i % 256 == 255:
+            time.sleep(0)
 
 
 _secrets = _SecretScrubber()
@@ -75,10 +313,27 @@ _secrets = _SecretScrubber()
 _SYSLOG_PRIORITY = {"critical": 2, "exception": 3, "error": 3, "warning": 4, "info": 6, "debug": 7}
 
 
-def register_secret(value: str | None) -> None:
-    """Never let ``value`` appear in a log line from now on."""
+def register_secret(value: str | None, owner: str | None = None) -> None:
+    """Never let ``value`` appear in a log line from now on (until forgotten).
+
+    Args:
+        owner: who holds it (a phone's MAC): :func:`forget_secrets` for that owner, or
+            :func:`forget_secret`, forgets it once no other owner holds it. Without an
+            owner it is kept for the life of the process.
+    """
     if value and len(value) >= MIN_SECRET_LEN:
-        _secrets.add(value)
+        _secrets.add(value, owner)
+
+
+def forget_secret(value: str | None, owner: str | None = None) -> None:
+    """``owner`` no longer holds ``value`` (a replaced password); forgotten when nobody does."""
+    if value and len(value) >= MIN_SECRET_LEN:
+        _secrets.forget(value, owner)
+
+
+def forget_secrets(owner: str) -> None:
+    """``owner`` is gone (a removed phone): forget what only it held."""
+    _secrets.forget_owner(owner)
 
 
 def _scrub_value(value: Any) -> Any:

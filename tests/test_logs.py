@@ -1,6 +1,7 @@
 """Logging: journald-friendly lines, levels, and secrets that never get out."""
 
 import io
+import threading
 
 import pytest
 import structlog
@@ -77,3 +78,105 @@ def test_overlapping_secrets_masked(out):
     logs.register_secret("outer-abcd-inner-tail")
     structlog.get_logger().info("x", error="outer-abcd-inner-tail")
     assert "inner" not in out.getvalue()
+
+
+# --- the registry is bounded, forgets, and never builds on the caller's thread ---------------
+
+
+@pytest.fixture
+def scrubber(monkeypatch, out):
+    """A fresh registry for this test (the process-wide one is left alone)."""
+    fresh = logs._SecretScrubber()
+    monkeypatch.setattr(logs, "_secrets", fresh)
+    yield fresh
+    fresh.settle()
+
+
+def test_long_secrets_cost_a_bounded_prefix_and_are_masked_whole(scrubber, out):
+    """64 one-megabyte passwords take 64 short prefixes, not 64 MB; each is masked whole
+    where it appears, and a cut-off copy is masked from its start to the end of the value."""
+    secrets = [f"{i:03d}" + chr(0x41 + i % 26) * (1 << 20) for i in range(64)]
+    for secret in secrets:
+        logs.register_secret(secret, owner=f"mac{secret[:3]}")
+    assert scrubber.settle()
+    stats = scrubber.stats()
+    assert stats["secrets"] == 64
+    assert stats["chars"] <= 64 * logs.LONG_PREFIX
+    structlog.get_logger().error("e", error=f"before {secrets[5]} after")
+    structlog.get_logger().error("e", error=f"cut {secrets[6][:300]}")
+    logged = out.getvalue()
+    assert "FFFFFFFF" not in logged and "GGGGGGGG" not in logged
+    assert "before ******** after" in logged and "cut ********" in logged
+
+
+def test_total_is_capped_and_refusal_warned_once(scrubber, out, monkeypatch):
+    """Past MAX_TOTAL_CHARS a new secret is refused with one warning; nothing grows."""
+    monkeypatch.setattr(logs, "MAX_TOTAL_CHARS", 2000)
+    for i in range(100):
+        logs.register_secret(f"admin-{i:04d}-" + "p" * 2048)  # distinct 2 KB passwords
+    assert scrubber.stats()["chars"] <= 2000
+    assert out.getvalue().count("logs.secret_registry_full") == 1
+
+
+def test_forgotten_secrets_are_dropped_shared_ones_kept(scrubber, out):
+    """A removed phone's secret is forgotten; one another phone (or the process) still holds
+    stays masked; a replaced password is forgotten for that phone only."""
+    logs.register_secret("Alice-Sip-Pwd", owner="mac1")
+    logs.register_secret("Shared-Admin-Pwd", owner="mac1")
+    logs.register_secret("Shared-Admin-Pwd", owner="mac2")
+    logs.register_secret("Instance-Pwd-x")
+    logs.register_secret("Old-Dev-Pwd", owner="mac2")
+    logs.register_secret("New-Dev-Pwd", owner="mac2")
+    logs.forget_secret("Old-Dev-Pwd", owner="mac2")
+    logs.forget_secrets("mac1")
+    logs.forget_secrets("mac-never-seen")
+    assert scrubber.stats()["secrets"] == 3
+    structlog.get_logger().info(
+        "x", error="Alice-Sip-Pwd Shared-Admin-Pwd Instance-Pwd-x Old-Dev-Pwd New-Dev-Pwd"
+    )
+    line = out.getvalue()
+    assert "Alice-Sip-Pwd" in line and "Old-Dev-Pwd" in line  # forgotten: no longer masked
+    for kept in ("Shared-Admin-Pwd", "Instance-Pwd-x", "New-Dev-Pwd"):
+        assert kept not in line
+    logs.forget_secrets("mac2")
+    assert scrubber.stats() == {"secrets": 1, "words": 1, "chars": 14, "pending": 1, "owners": 0}
+
+
+def test_forgotten_secret_ignored_by_the_old_automaton(scrubber, out):
+    """After a build, a forgotten secret is no longer masked even before the next build."""
+    for i in range(logs._REBUILD_AFTER):  # the last one starts a build that has them all
+        logs.register_secret(f"built-secret-{i:03d}", owner=f"m{i}")
+    assert scrubber.settle()
+    assert scrubber.stats()["pending"] == 0
+    logs.forget_secrets("m7")
+    structlog.get_logger().info("x", error="built-secret-007 built-secret-008")
+    assert "built-secret-007 ********" in out.getvalue()
+
+
+def test_automaton_is_built_off_the_callers_thread(scrubber, out, monkeypatch):
+    """Registering thousands of secrets never builds the automaton on the registering
+    (event-loop) thread; every secret is masked before and after the build lands."""
+    builders: list[threading.Thread] = []
+    real = logs.ahocorasick.Automaton
+
+    class Recording:
+        def __init__(self):
+            self._inner = real()
+            self.add_word = self._inner.add_word
+            self.iter = self._inner.iter
+
+        def make_automaton(self):
+            builders.append(threading.current_thread())
+            return self._inner.make_automaton()
+
+    monkeypatch.setattr(logs.ahocorasick, "Automaton", Recording)
+    secrets = [f"distinct-admin-{i:05d}-" + "z" * 40 for i in range(3000)]
+    for secret in secrets:
+        logs.register_secret(secret, owner="domain")
+    structlog.get_logger().error("early", error=" ".join(secrets[::97]))
+    assert scrubber.settle()
+    structlog.get_logger().error("late", error=" ".join(secrets[::89]))
+    assert builders and threading.current_thread() not in builders
+    logged = out.getvalue()
+    assert not any(s in logged for s in secrets)
+    assert logged.count("********") == len(secrets[::97]) + len(secrets[::89])

@@ -6,6 +6,23 @@ the phones HTTP server, the control socket and the signal loop. SIGTERM/SIGINT c
 inner nursery (sessions close with 1001, phones disconnect), then the store drains its
 queue and closes: pending writes are committed before exit. SIGHUP reloads the config file;
 a broken file is refused and the running config kept.
+
+Supervision contract (README "Operations"): only a failure of provd's own core ends the
+daemon, raised as :class:`~provd.exits.CoreFailure` and turned by ``provd run`` into ONE
+log line at ``<2>`` naming the key and the path or address, and a distinct exit status
+(:class:`~provd.exits.ExitStatus`):
+
+- another daemon holds the database lock or serves the control socket (``LOCKED``, 6);
+- the store cannot be opened, created or migrated at start (``STORE``, 3);
+- a TLS certificate or key cannot be loaded (``TLS``, 5);
+- a listener cannot bind (``LISTEN``, 4);
+- the database file was deleted or replaced while running (``STORE_LOST``, 7).
+
+No input from a peer (PBX, Devices, phones), the control socket, a config file or a
+template ends it: sessions and actors contain their own failures, the control server turns
+every error into an error reply, and the reload path refuses what it cannot apply, logs it
+once with the path, and keeps the running config. A store operation that SQLite refuses
+(disk full, read-only) fails as a ``StoreError`` for its caller only.
 """
 
 from __future__ import annotations
@@ -22,6 +39,7 @@ import trio
 
 from .. import __version__, logs, systemd
 from ..config import DEFAULT_PASSWORD, Config, ConfigError
+from ..exits import CoreFailure, ExitStatus, find_core_failure
 from ..phones import (
     CheckedRenderer,
     FetchRecord,
@@ -31,7 +49,8 @@ from ..phones import (
     serve_phones,
 )
 from ..phones.keys import keys_from
-from ..store.actor import Store
+from ..store.actor import Store, StoreError
+from ..store.lock import DatabaseLock
 from ..transport import serve
 from . import control
 from .appservice import AppServiceContext, handle_connection
@@ -75,11 +94,72 @@ def server_ssl_context(cert: str, key: str) -> ssl.SSLContext | None:
     return context
 
 
+def checked_ssl_context(section: str, cert: str, key: str) -> ssl.SSLContext | None:
+    """:func:`server_ssl_context`, or a ``TLS`` :class:`CoreFailure` naming the key and file."""
+    for name, path in (("tls_cert", cert), ("tls_key", key)):
+        if not path:
+            continue
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise CoreFailure(
+                ExitStatus.TLS,
+                "daemon.start_failed",
+                setting=f"{section}.{name}",
+                path=path,
+                error=exc.strerror or str(exc),
+            ) from exc
+    try:
+        return server_ssl_context(cert, key)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise CoreFailure(
+            ExitStatus.TLS,
+            "daemon.start_failed",
+            setting=f"{section}.tls_cert",
+            path=cert,
+            error=f"cannot load certificate and key {key} ({exc})",
+        ) from exc
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _start_listener(
+    nursery: trio.Nursery, key: str, address: str, fn: Any, *args: Any
+) -> Any:
+    """``nursery.start(fn, *args)``; a failure to bind becomes a ``LISTEN`` CoreFailure."""
+    try:
+        return await nursery.start(fn, *args)
+    except CoreFailure:
+        raise
+    except Exception as exc:
+        if (failure := find_core_failure(exc)) is not None:
+            raise failure  # noqa: B904 - keeps its own cause (the OSError)
+        leaf = _leaf(exc)
+        raise CoreFailure(
+            ExitStatus.LISTEN,
+            "daemon.start_failed",
+            setting=key,
+            address=address,
+            error=getattr(leaf, "strerror", None) or f"{type(leaf).__name__}: {leaf}",
+        ) from exc
+
+
 class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.started = time.monotonic()
-        self.store = Store(config.store.path)
+        self.store = Store(
+            config.store.path,
+            fetch_history=config.store.fetch_history,
+            max_user_agent=config.store.max_user_agent,
+            check_interval=config.store.check_interval,
+        )
+        self.lock = DatabaseLock(config.store.path)
         self.directory = PhoneDirectory()
         self.locator = DevicesLocator()
         self.phones_ctx = PhoneContext(
@@ -101,46 +181,86 @@ class Daemon:
         self.reloads = 0
 
     async def run(self, *, task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until SIGTERM/SIGINT or :meth:`shutdown`.
+
+        Raises:
+            CoreFailure: a failure of provd's own core (see the module docstring).
+        """
         config = self.config
         if config.appservice.password == DEFAULT_PASSWORD:
             log.warning("daemon.default_password", hint="set appservice.password")
-        async with trio.open_nursery() as outer:
-            await outer.start(self.store.run)
-            try:
-                await self._run_inner(task_status)
-            finally:
-                self.store.close()
+        self.lock.acquire()
+        try:
+            async with trio.open_nursery() as outer:
+                await outer.start(self.store.run)
+                try:
+                    await self._run_inner(task_status)
+                finally:
+                    self.store.close()
+        except BaseExceptionGroup as group:
+            failure = find_core_failure(group)
+            if failure is None:
+                raise
+            raise failure  # noqa: B904 - keeps its own cause (the OSError)
+        finally:
+            self.lock.release()
         log.info("daemon.stopped")
 
     async def _run_inner(self, task_status: trio.TaskStatus[Bound]) -> None:
         config = self.config
-        records = await self.store.call(_load_and_mark_offline)
+        try:
+            records = await self.store.call(_load_and_mark_offline)
+            url = config.provisioning.devices_url or await self.store.call(
+                lambda db: db.setting("devices_url")
+            )
+        except StoreError as exc:
+            raise CoreFailure(
+                ExitStatus.STORE,
+                "daemon.start_failed",
+                setting="store.path",
+                path=config.store.path,
+                error=str(exc),
+            ) from exc
         self.directory.load(records)
-        url = config.provisioning.devices_url or await self.store.call(
-            lambda db: db.setting("devices_url")
-        )
         self.locator.set(url or "")
+        a = config.appservice
+        ws_ssl = checked_ssl_context("appservice", a.tls_cert, a.tls_key)
+        checked_ssl_context("phones", config.phones.tls_cert, config.phones.tls_key)
         async with trio.open_nursery() as inner:
             self._inner = inner
             await inner.start(self.supervisor.run)
-            a = config.appservice
-            ws_server = await inner.start(
+            ws_server = await _start_listener(
+                inner,
+                "appservice.listen",
+                a.listen,
                 functools.partial(
                     serve,
                     functools.partial(handle_connection, ctx=self.app_ctx),
                     a.listen,
-                    ssl_context=server_ssl_context(a.tls_cert, a.tls_key),
+                    ssl_context=ws_ssl,
                     # The full max_message_size applies once a connection has logged in.
                     max_message_size=a.max_login_message_size,
                     max_connections=a.max_connections,
                     handshake_timeout=a.handshake_timeout,
-                )
+                ),
             )
             inner.start_soon(self.app_ctx.throttle.run)
             await inner.start(self.fetches.run)
-            phones_urls = await inner.start(serve_phones, self.phones_app, config.phones)
-            control_path = await inner.start(
-                control.serve_control, config.control_socket, self._control_handlers()
+            phones_urls = await _start_listener(
+                inner,
+                "phones.listen",
+                config.phones.listen,
+                serve_phones,
+                self.phones_app,
+                config.phones,
+            )
+            control_path = await _start_listener(
+                inner,
+                "control.socket",
+                config.control_socket,
+                control.serve_control,
+                config.control_socket,
+                self._control_handlers(),
             )
             await inner.start(self._signals)  # handlers in place before READY
             interval = systemd.watchdog_interval()
@@ -188,20 +308,36 @@ class Daemon:
             await trio.sleep(interval)
 
     def reload(self) -> bool:
-        """Re-read the config file; apply what can change live. False if refused."""
+        """Re-read the config file; apply what can change live. False if refused.
+
+        Never raises: whatever goes wrong is logged once, with the file's path, and the
+        running config stays.
+        """
         systemd.reloading()
+        source = self.config.source
         try:
-            new = Config.load(self.config.source) if self.config.source else self.config
+            return self._reload()
         except ConfigError as exc:
-            log.error("daemon.reload_refused", error=str(exc))
-            systemd.notify("READY=1", "STATUS=reload refused; old config kept")
-            return False
-        try:
-            renderer = checked_renderer(new)
+            log.error("daemon.reload_refused", path=source or "-", error=str(exc))
         except TemplateCheckError as exc:
-            log.error("daemon.reload_refused", template=exc.template, error=exc.message)
-            systemd.notify("READY=1", "STATUS=reload refused; old config kept")
-            return False
+            log.error(
+                "daemon.reload_refused",
+                path=source or "-",
+                template=exc.template,
+                error=exc.message,
+            )
+        except Exception as exc:
+            log.error(
+                "daemon.reload_refused", path=source or "-", error=f"{type(exc).__name__}: {exc}"
+            )
+            log.debug("daemon.reload_refused_traceback", exc_info=True)
+        systemd.notify("READY=1", "STATUS=reload refused; old config kept")
+        return False
+
+    def _reload(self) -> bool:
+        new = Config.load(self.config.source) if self.config.source else self.config
+        # Built and checked before anything changes: if this fails, the old config stays whole.
+        renderer = checked_renderer(new)
         for section, key in RESTART_ONLY:
             if getattr(getattr(new, section), key) != getattr(getattr(self.config, section), key):
                 log.warning("daemon.reload_needs_restart", setting=f"{section}.{key}")
@@ -257,9 +393,12 @@ class Daemon:
 
     async def _control_remove(self, request: dict[str, Any]) -> dict[str, Any]:
         mac = control.mac_arg(request)
+        # The store first: if SQLite refuses (disk full, read-only), the StoreError becomes
+        # an error reply and the phone stays, in the database and in memory alike.
+        removed = await self.store.call(lambda db: db.remove_phone(mac))
         self.supervisor.stop(mac)
         self.directory.remove(mac)
-        removed = await self.store.call(lambda db: db.remove_phone(mac))
+        logs.forget_secrets(owner=mac)
         log.info("phone.removed", mac=mac, existed=removed)
         return {"ok": True, "removed": removed}
 

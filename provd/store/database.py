@@ -43,19 +43,49 @@ _PHONE_COLUMNS = [
 ]
 
 
+class StoreLost(Exception):
+    """The database file on disk is no longer the one provd has open (deleted, replaced)."""
+
+
 class Database:
-    def __init__(self, path: str, *, clock=time.time) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        clock=time.time,
+        fetch_history: int = 50,
+        max_user_agent: int = 512,
+    ) -> None:
         self.path = path
         self._clock = clock
+        self.fetch_history = fetch_history
+        self.max_user_agent = max_user_agent
+        #: Fetch rows per MAC as far as this process knows (counted on first sight).
+        self._fetch_counts: dict[str, int] = {}
+        self._fd: int | None = None
+        self._identity: tuple[int, int] | None = None
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             # Secrets live here (SIP and device passwords): owner-only from the first byte.
-            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-            os.close(fd)
+            # The descriptor stays open: its inode is the file provd writes to, which
+            # check_file compares with what the path names now.
+            self._fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+            st = os.fstat(self._fd)
+            self._identity = (st.st_dev, st.st_ino)
+        try:
+            self._open()
+        except BaseException:
+            if getattr(self, "db", None) is not None:
+                self.db.conn.close()
+            if self._fd is not None:
+                os.close(self._fd)
+            raise
+
+    def _open(self) -> None:
         # The store actor runs every operation under CapacityLimiter(1): one at a time, but
         # trio's thread cache may pick a different worker thread each time. Serialized use
         # from several threads is safe; sqlite3's same-thread check would refuse it.
-        self.db = sqlite_utils.Database(sqlite3.connect(path, check_same_thread=False))
+        self.db = sqlite_utils.Database(sqlite3.connect(self.path, check_same_thread=False))
         conn = self.db.conn
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -65,6 +95,26 @@ class Database:
 
     def close(self) -> None:
         self.db.conn.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def check_file(self) -> None:
+        """Raise :class:`StoreLost` if ``path`` no longer names the file provd has open.
+
+        A deleted or replaced database would otherwise take every later write into an
+        unlinked inode: acknowledged now, gone at the next start.
+        """
+        if self._identity is None:
+            return
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise StoreLost("deleted") from None
+        except OSError as exc:
+            raise StoreLost(f"cannot stat ({exc.strerror or exc})") from None
+        if (st.st_dev, st.st_ino) != self._identity:
+            raise StoreLost("replaced by another file")
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -265,11 +315,49 @@ class Database:
             self.db.execute("DELETE FROM config_items WHERE mac = ?", [mac])
             self.db.execute("DELETE FROM fetches WHERE mac = ?", [mac])
             cursor = self.db.execute("DELETE FROM phones WHERE mac = ?", [mac])
+        self._fetch_counts.pop(mac, None)
         return cursor.rowcount > 0
 
     def record_fetches(self, rows: list[FetchRecord]) -> None:
+        """Store fetch records: User-Agent cut to ``max_user_agent``; per phone the newest
+        ``fetch_history`` are kept, older ones pruned once a batch of extra rows built up
+        (so the hot path is one insert most of the time)."""
+        values = [attrs.asdict(r) for r in rows]
+        for value in values:
+            value["user_agent"] = (value["user_agent"] or "")[: self.max_user_agent]
+        slack = max(8, self.fetch_history // 4)
         with self.db.conn:
-            self.db["fetches"].insert_all([attrs.asdict(r) for r in rows])
+            self.db["fetches"].insert_all(values)
+            for mac in {v["mac"] for v in values}:
+                count = self._fetch_counts.get(mac)
+                if count is None:
+                    count = self.db.execute(
+                        "SELECT COUNT(*) FROM fetches WHERE mac = ?", [mac]
+                    ).fetchone()[0]
+                else:
+                    count += sum(1 for v in values if v["mac"] == mac)
+                if count > self.fetch_history + slack:
+                    self.db.execute(
+                        "DELETE FROM fetches WHERE mac = ? AND id NOT IN (SELECT id FROM fetches"
+                        " WHERE mac = ? ORDER BY time DESC, id DESC LIMIT ?)",
+                        [mac, mac, self.fetch_history],
+                    )
+                    count = self.fetch_history
+                self._fetch_counts[mac] = count
+
+    def prune_fetches(self) -> int:
+        """Keep the newest ``fetch_history`` fetch records per phone (the daemon, at start;
+        not the operator commands, whose default ``fetch_history`` may be smaller than the
+        configured one). Returns how many were deleted."""
+        with self.db.conn:
+            cursor = self.db.execute(
+                "DELETE FROM fetches WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER()"
+                " OVER (PARTITION BY mac ORDER BY time DESC, id DESC) AS n FROM fetches)"
+                " WHERE n > ?)",
+                [self.fetch_history],
+            )
+        self._fetch_counts.clear()
+        return cursor.rowcount
 
     def set_setting(self, key: str, value: str) -> None:
         with self.db.conn:
