@@ -41,14 +41,18 @@ MAC = "805ec0cc0001"
 class CoreProvd(ProvdProcess):
     """A provd child whose ``[store]`` table gets ``store_extra`` lines."""
 
-    def __init__(self, workdir: Path, *, store_extra: str = "", **kw) -> None:
+    def __init__(
+        self, workdir: Path, *, store_extra: str = "", phones_extra: str = "", **kw
+    ) -> None:
         super().__init__(workdir, **kw)
         self.store_extra = store_extra
+        self.phones_extra = phones_extra
 
     def write_config(self) -> None:
         super().write_config()
         text = self.config_path.read_text()
-        self.config_path.write_text(text.replace("[store]\n", "[store]\n" + self.store_extra, 1))
+        text = text.replace("[store]\n", "[store]\n" + self.store_extra, 1)
+        self.config_path.write_text(text.replace("[phones]\n", "[phones]\n" + self.phones_extra, 1))
 
     @property
     def db_path(self) -> Path:
@@ -283,7 +287,12 @@ async def test_fetch_history_is_bounded_and_user_agents_cut(tmp_path, nursery):
     with trio.fail_after(90):
         sim = Simulator(sim_config(), backoff=Backoff(initial=0.05, cap=0.3))
         await nursery.start(sim.run)
-        provd = CoreProvd(tmp_path, store_extra="fetch_history = 5\nmax_user_agent = 64\n")
+        provd = CoreProvd(
+            tmp_path,
+            store_extra="fetch_history = 5\nmax_user_agent = 64\n",
+            # The junk User-Agents carry no MAC: allowed for Yealink in this test only.
+            phones_extra='anonymous_vendors = ["yealink"]\n',
+        )
         await provd.start(nursery)
         sim.set_provd(provd.appservice_url + "provd")
         phone = Phone(mac="805ec0cc0002", user="yuri", cn="Yuri", password="Yuri-Pwd-core-2")

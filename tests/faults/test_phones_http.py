@@ -16,6 +16,7 @@ import httpx
 import pytest
 import trio
 
+from provd.exits import ExitStatus
 from provd.phones.examples import phone_request
 from provd.phones.identify import Vendor
 from provd.protocol import crypto
@@ -150,7 +151,8 @@ async def test_item5_broken_template_reload_refused(tmp_path, nursery):
 
 
 async def test_item5_broken_template_at_start_is_a_start_failure(tmp_path, nursery):
-    """A broken operator template at start-up: provd exits 1 naming the file."""
+    """A broken operator template at start-up is a refused config: provd exits 2 (the
+    documented status for a refused config) with one line naming the file."""
     templates = tmp_path / "templates"
     (templates / "yealink").mkdir(parents=True)
     broken = templates / "yealink" / "phone.cfg.j2"
@@ -160,8 +162,8 @@ async def test_item5_broken_template_at_start_is_a_start_failure(tmp_path, nurse
     with trio.fail_after(60):
         with pytest.raises(RuntimeError, match="exited"):
             await provd.start(nursery)
-        assert provd.proc is not None and await provd.proc.wait() == 1
-    (failed,) = log_lines(provd, "daemon.start_failed")
+        assert provd.proc is not None and await provd.proc.wait() == ExitStatus.CONFIG
+    (failed,) = log_lines(provd, "daemon.config_refused")
     assert str(broken) in failed and "no_such_field" in failed
 
 
