@@ -21,7 +21,7 @@ import structlog
 import trio
 
 from .. import __version__, logs, systemd
-from ..config import DEFAULT_PASSWORD, Config, ConfigError
+from ..config import Config, ConfigError, password_warnings
 from ..phones import FetchRecord, PhonesApp, Renderer, serve_phones
 from ..store.actor import Store
 from ..transport import serve
@@ -88,11 +88,13 @@ class Daemon:
         self.phones_app = PhonesApp(self.renderer, self._lookup, self._record_fetch, config.phones)
         self._inner: trio.Nursery | None = None
         self.reloads = 0
+        #: The last reload's outcome (None: none yet), for ``status`` and ``provd reload``.
+        self.last_reload: dict[str, Any] | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED) -> None:
         config = self.config
-        if config.appservice.password == DEFAULT_PASSWORD:
-            log.warning("daemon.default_password", hint="set appservice.password")
+        for warning in password_warnings(config):
+            log.warning("daemon.weak_password", hint=warning)
         async with trio.open_nursery() as outer:
             await outer.start(self.store.run)
             try:
@@ -179,6 +181,7 @@ class Daemon:
         except ConfigError as exc:
             log.error("daemon.reload_refused", error=str(exc))
             systemd.notify("READY=1", "STATUS=reload refused; old config kept")
+            self.last_reload = {"ok": False, "error": str(exc), "time": time.time()}
             return False
         for section, key in RESTART_ONLY:
             if getattr(getattr(new, section), key) != getattr(getattr(self.config, section), key):
@@ -198,6 +201,7 @@ class Daemon:
         else:
             self.renderer.reload()
         self.reloads += 1
+        self.last_reload = {"ok": True, "error": "", "time": time.time()}
         log.info("daemon.reloaded", log_level=new.log.level, source=new.source or "-")
         systemd.notify("READY=1", f"STATUS=serving {len(self.directory)} phones")
         return True
@@ -213,15 +217,30 @@ class Daemon:
     # --- control socket -----------------------------------------------------------------------
 
     def _control_handlers(self) -> dict[str, control.Handler]:
-        return {"status": self._control_status, "remove": self._control_remove}
+        return {
+            "status": self._control_status,
+            "remove": self._control_remove,
+            "reload": self._control_reload,
+        }
+
+    async def _control_reload(self, _request: dict[str, Any]) -> dict[str, Any]:
+        ok = self.reload()
+        answer: dict[str, Any] = {"ok": ok, "source": self.config.source}
+        if not ok and self.last_reload is not None:
+            answer["error"] = self.last_reload["error"]
+        return answer
 
     async def _control_status(self, _request: dict[str, Any]) -> dict[str, Any]:
         phones = self.directory.all()
         states: dict[str, int] = {}
         for record in phones:
             states[record.state] = states.get(record.state, 0) + 1
+        last = self.last_reload
         return {
-            "ok": True,
+            # False while the file on disk is one the daemon refused: the next restart
+            # would fail on it.
+            "ok": last is None or last["ok"],
+            "last_reload": last,
             "version": __version__,
             "uptime": control.uptime_since(self.started),
             "pbx_sessions": len(self.app_ctx.pbx_sessions),

@@ -29,7 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the simulated innovaphone PBX, Users and Devices against provd",
         description=__doc__.split("\n\n")[1],
     )
-    parser.add_argument("--config", metavar="FILE", help="TOML file (default: built-in)")
+    parser.add_argument(
+        "--config",
+        dest="sim_config",
+        metavar="FILE",
+        help="simulator TOML file, see etc/sim.toml (default: built-in)",
+    )
     parser.add_argument(
         "--provd-url", metavar="URL", help="provd's app-service websocket URL (overrides provd.url)"
     )
@@ -52,7 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def load_config(args: argparse.Namespace) -> SimConfig:
     """The file (or default) with command-line overrides applied. Raises ConfigError."""
-    config = SimConfig.from_toml(args.config) if args.config else SimConfig.default()
+    path = getattr(args, "sim_config", None)
+    config = SimConfig.from_toml(path) if path else SimConfig.default()
     provd = config.provd
     if args.provd_url:
         provd = attrs.evolve(provd, url=args.provd_url)

@@ -42,7 +42,7 @@ class ProvdTarget:
         default="ws://127.0.0.1:8090/provd", converter=lambda v: v or None
     )
     #: The App object's password = provd's instance password.
-    password: str = "provd-secret"  # noqa: S105 (a simulator default)
+    password: str = "provd-demo-password"  # noqa: S105 (= provd's embedded DEFAULT_PASSWORD)
     #: The service name (sip URI) under which the PBX lists provd in ServicesInfo.
     service_name: str = "provd@example.com"
     title: str = "provd"
