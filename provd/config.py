@@ -71,6 +71,9 @@ class StoreSettings:
 class LogSettings:
     level: str = "info"
     format: str = "auto"
+    #: Most ``phones.fetch`` access-log lines per second (a boot storm is summarised with a
+    #: ``suppressed`` count on the next line); 0 = no access log.
+    access_rate: float = 20.0
 
 
 @frozen(kw_only=True)
@@ -100,6 +103,17 @@ class ControlSettings:
     socket: str = ""
 
 
+def _optional_listen(_inst: Any, attribute: attrs.Attribute, value: str) -> None:
+    if value:
+        _listen("metrics")(_inst, attribute, value)
+
+
+@frozen(kw_only=True)
+class MetricsSettings:
+    #: ``host:port`` of the operator HTTP listener (/metrics, /healthz, /readyz); empty = off.
+    listen: str = attrs.field(default="", validator=_optional_listen)
+
+
 _SECTIONS: dict[str, type] = {
     "appservice": AppServiceSettings,
     "phones": PhonesSettings,
@@ -107,6 +121,7 @@ _SECTIONS: dict[str, type] = {
     "log": LogSettings,
     "provisioning": ProvisioningSettings,
     "control": ControlSettings,
+    "metrics": MetricsSettings,
 }
 
 
@@ -150,6 +165,7 @@ class Config:
     log: LogSettings = attrs.field(factory=LogSettings)
     provisioning: ProvisioningSettings = attrs.field(factory=ProvisioningSettings)
     control: ControlSettings = attrs.field(factory=ControlSettings)
+    metrics: MetricsSettings = attrs.field(factory=MetricsSettings)
     #: Where it was loaded from (None = embedded defaults).
     source: str | None = None
 
@@ -208,6 +224,8 @@ class Config:
             raise ConfigError("provisioning.max_handshakes/code_attempts: must be at least 1")
         if not self.store.path:
             raise ConfigError("store.path: must not be empty")
+        if self.log.access_rate < 0:
+            raise ConfigError("log.access_rate: must not be negative")
 
     @property
     def control_socket(self) -> str:

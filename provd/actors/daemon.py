@@ -28,6 +28,7 @@ from ..transport import serve
 from . import control
 from .appservice import AppServiceContext, handle_connection
 from .devices_api import DevicesApi
+from .observe import Observability
 from .phone import PhoneContext
 from .state import DevicesLocator, Outcomes, PhoneDirectory
 from .supervisor import PhoneSupervisor
@@ -44,6 +45,7 @@ RESTART_ONLY = (
     ("phones", "tls_key"),
     ("store", "path"),
     ("control", "socket"),
+    ("metrics", "listen"),
 )
 
 
@@ -90,6 +92,8 @@ class Daemon:
         self.reloads = 0
         #: The last reload's outcome (None: none yet), for ``status`` and ``provd reload``.
         self.last_reload: dict[str, Any] | None = None
+        self.reloads_refused = 0
+        self.observe = Observability(self)
 
     async def run(self, *, task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED) -> None:
         config = self.config
@@ -124,7 +128,8 @@ class Daemon:
                     max_message_size=a.max_message_size,
                 )
             )
-            phones_urls = await inner.start(serve_phones, self.phones_app, config.phones)
+            phones_urls = await inner.start(serve_phones, self.observe.phones_app(), config.phones)
+            await inner.start(self.observe.run)
             control_path = await inner.start(
                 control.serve_control, config.control_socket, self._control_handlers()
             )
@@ -148,9 +153,11 @@ class Daemon:
                 devices_url=self.locator.url or "-",
             )
             systemd.notify("READY=1", f"STATUS=serving {len(self.directory)} phones")
+            self.observe.ready = True
             task_status.started(bound)
 
     def shutdown(self) -> None:
+        self.observe.ready = False
         if self._inner is not None:
             self._inner.cancel_scope.cancel()
 
@@ -182,6 +189,7 @@ class Daemon:
             log.error("daemon.reload_refused", error=str(exc))
             systemd.notify("READY=1", "STATUS=reload refused; old config kept")
             self.last_reload = {"ok": False, "error": str(exc), "time": time.time()}
+            self.reloads_refused += 1
             return False
         for section, key in RESTART_ONLY:
             if getattr(getattr(new, section), key) != getattr(getattr(self.config, section), key):
@@ -250,6 +258,7 @@ class Daemon:
             "states": states,
             "actors": self.supervisor.running,
             "reloads": self.reloads,
+            **self.observe.status(),
         }
 
     async def _control_remove(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=cmd_status)
 
 
+def _ago(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    return f"{when} ({max(0, time.time() - ts):.0f} s ago)"
+
+
+def _reachability(facts: dict | None) -> str:
+    """`` (reachable since ...)``, `` (UNREACHABLE since ...)`` or ``(not seen yet)``."""
+    if not facts or facts.get("up") is None:
+        return "  (not seen yet)"
+    state = "reachable" if facts["up"] else "UNREACHABLE"
+    return f"  ({state} since {_ago(facts.get('since'))})"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     # The running daemon is found even while its file on disk does not validate (status
     # then reports the refused reload).
@@ -34,8 +49,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     states = ", ".join(f"{k} {v}" for k, v in sorted(answer["states"].items())) or "none"
     print(f"provd {answer['version']}, up {answer['uptime']:.0f} s")
-    print(f"PBX sessions   {answer['pbx_sessions']}")
+    print(f"PBX sessions   {answer['pbx_sessions']}{_reachability(answer.get('pbx'))}")
     print(f"Devices        {answer['devices_url'] or 'not announced yet'}")
+    devices = answer.get("devices")
+    if devices:
+        if devices.get("url_since"):
+            print(f"               announced {_ago(devices['url_since'])}")
+        print(f"               {_reachability(devices).strip()}")
+        if devices.get("last_error"):
+            print(
+                f"               last error {_ago(devices['last_error_time'])}: "
+                f"{devices['last_error']}"
+            )
     print(f"phones         {answer['phones']} ({states}); online {answer['online']}")
     print(f"actors         {answer['actors']}")
     last = answer.get("last_reload")

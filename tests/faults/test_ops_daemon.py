@@ -31,6 +31,7 @@ class ExampleProvd(ProvdProcess):
             'listen = "127.0.0.1:8091"': 'listen = "127.0.0.1:0"',
             'path = "/var/lib/provd/provd.db"': f'path = "{self.workdir / "provd.db"}"',
             'socket = ""': f'socket = "{self.socket}"',
+            'listen = "127.0.0.1:9090"': 'listen = "127.0.0.1:0"',
         }
         for old, new in moved.items():
             assert text.count(old) == 1, old
