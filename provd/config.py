@@ -32,7 +32,7 @@ MIN_PASSWORD_LEN = 12
 SYSTEM_CONFIG = "/etc/provd/provd.toml"
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("auto", "console", "kv", "json")
+LOG_FORMATS = ("auto", "console", "kv", "json", "journal")
 
 
 class ConfigError(ValueError):
