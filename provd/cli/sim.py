@@ -9,6 +9,7 @@ running until Ctrl-C (exit 0). A bad config exits 2 with a message naming the ke
 from __future__ import annotations
 
 import argparse
+import functools
 import signal
 import sys
 
@@ -17,8 +18,12 @@ import structlog
 import trio
 
 from .. import logs
+from ..actors.control import serve_control
 from ..sim import ConfigError, SimConfig, Simulator
+from ..sim import control as sim_control
+from ..sim.control import default_socket
 from ..sim.domain import random_password
+from . import sim_ctl
 
 log = structlog.get_logger("provd.sim")
 
@@ -52,7 +57,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not provision the configured phones on start",
     )
+    parser.add_argument(
+        "--control",
+        metavar="PATH",
+        help="control socket for `provd sim ctl` (overrides control_socket)",
+    )
     parser.set_defaults(handler=main)
+    sim_ctl.register(parser.add_subparsers(dest="sim_command", metavar="[ctl]"))
 
 
 def load_config(args: argparse.Namespace) -> SimConfig:
@@ -91,16 +102,17 @@ def main(args: argparse.Namespace) -> int:
         return 2
     logs.configure(config.log_level, fmt=args.log_format)
     _register_secrets(config)
-    trio.run(_until_signalled, config)
+    control = getattr(args, "control", None) or config.control_socket or default_socket()
+    trio.run(_until_signalled, config, control)
     log.info("sim.stopped")
     return 0
 
 
-async def _until_signalled(config: SimConfig) -> None:
+async def _until_signalled(config: SimConfig, control: str | None = None) -> None:
     """Run until SIGINT (Ctrl-C) or SIGTERM, then stop cleanly."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(run, config)
+            nursery.start_soon(functools.partial(run, config, control=control))
             async for signum in signals:
                 log.info("sim.signal", signal=signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
@@ -108,7 +120,10 @@ async def _until_signalled(config: SimConfig) -> None:
 
 
 async def run(
-    config: SimConfig, *, task_status: trio.TaskStatus[Simulator] = trio.TASK_STATUS_IGNORED
+    config: SimConfig,
+    *,
+    control: str | None = None,
+    task_status: trio.TaskStatus[Simulator] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the simulator until cancelled; provision the configured phones once."""
     sim = Simulator(config)
@@ -121,6 +136,8 @@ async def run(
     sim.domain.password_factory = issued_password
     async with trio.open_nursery() as nursery:
         addresses = await nursery.start(sim.run)
+        if control:
+            await nursery.start(serve_control, control, sim_control.handlers(sim))
         log.info(
             "sim.ready",
             provd=config.provd.url,

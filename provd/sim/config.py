@@ -181,6 +181,9 @@ class SimConfig:
     log_level: str = "info"
     #: Provision ``phones`` once the PBX session is up (CLI only).
     provision_on_start: bool = True
+    #: Unix socket of ``provd sim`` for ``provd sim ctl`` (CLI only); empty: the default,
+    #: ``$XDG_RUNTIME_DIR/provd-sim.sock`` or ``/tmp/provd-sim-<uid>.sock``.
+    control_socket: str = ""
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> SimConfig:
