@@ -22,9 +22,11 @@ from typing import Any
 
 import attrs
 import structlog
+import trio
 
 from ..actors.control import Handler
 from ..logs import register_secret
+from ..protocol import ProtocolError
 from ..protocol.messages import PROVISIONING_API
 from .config import CategoryConfig
 from .simulator import Simulator
@@ -48,7 +50,11 @@ def handlers(sim: Simulator) -> dict[str, Handler]:
         async def run(request: dict[str, Any]) -> dict[str, Any]:
             try:
                 return await handler(request)
-            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            except trio.TooSlowError:
+                return {"ok": False, "error": "timed out (is provd listed by the PBX?)"}
+            except ProtocolError as exc:
+                return {"ok": False, "error": exc.reason}
+            except Exception as exc:  # nothing a client sends stops the simulator
                 return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
         return run

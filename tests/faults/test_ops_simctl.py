@@ -67,6 +67,10 @@ async def test_sim_ctl_add_push_restart_remove(tmp_path, nursery):
 
         code, answer = await run_ctl(socket_path, "push", "Phones", "colour=red")
         assert code == 1 and "colour" in answer["error"]
+        code, answer = await run_ctl(socket_path, "add", "not-a-mac", "x")
+        assert code == 1 and "12 hex digits" in answer["error"], answer
+        code, answer = await run_ctl(socket_path, "push", "NoSuchCategory", "tz=UTC")
+        assert code == 1, answer
         code, answer = await run_ctl(socket_path, "remove", MAC)
         assert code == 0 and answer["removed"] is True
         assert sim.device(MAC) is None
