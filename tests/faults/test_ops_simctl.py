@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 
 import attrs
+import pytest
 import trio
 
 from provd.cli import sim as sim_cli
@@ -34,8 +36,14 @@ async def run_ctl(socket_path: str, *args: str) -> tuple[int, dict]:
     return proc.returncode, (json.loads(proc.stdout) if proc.stdout else {"stderr": proc.stderr})
 
 
-async def test_sim_ctl_add_push_restart_remove(tmp_path, nursery):
-    socket_path = tempfile.mkdtemp(prefix="provd-simctl-", dir="/tmp") + "/sim.sock"
+@pytest.fixture
+def socket_path():
+    directory = tempfile.mkdtemp(prefix="provd-simctl-", dir="/tmp")  # AF_UNIX paths are short
+    yield directory + "/sim.sock"
+    shutil.rmtree(directory)
+
+
+async def test_sim_ctl_add_push_restart_remove(tmp_path, nursery, socket_path):
     with trio.fail_after(120):
         provd = ProvdProcess(tmp_path)
         await provd.start(nursery)
