@@ -22,9 +22,17 @@ from .transport.address import devices_url_problem, parse_listen
 #: The default instance password, for trying provd on a laptop. provd warns when it runs
 #: with it; a real PBX App object must use a secret of its own.
 DEFAULT_PASSWORD = "provd-demo-password"  # noqa: S105 - documented laptop default
+#: The password published in ``etc/provd.toml`` and ``etc/sim.toml`` (so the two examples
+#: talk to each other unchanged). provd warns at every start while it runs with it.
+EXAMPLE_PASSWORD = "example-only-change-me-0123456789"  # noqa: S105 - published example
+#: Shortest instance password accepted (the embedded laptop default and the demo's random
+#: passwords are longer).
+MIN_PASSWORD_LEN = 12
+#: The configuration file used when neither ``--config`` nor ``$PROVD_CONFIG`` names one.
+SYSTEM_CONFIG = "/etc/provd/provd.toml"
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("auto", "console", "kv", "json")
+LOG_FORMATS = ("auto", "console", "kv", "json", "journal")
 
 
 class ConfigError(ValueError):
@@ -85,6 +93,9 @@ class StoreSettings:
 class LogSettings:
     level: str = "info"
     format: str = "auto"
+    #: Most ``phones.fetch`` access-log lines per second (a boot storm is summarised with a
+    #: ``suppressed`` count on the next line); 0 = no access log.
+    access_rate: float = 20.0
 
 
 @frozen(kw_only=True)
@@ -114,6 +125,17 @@ class ControlSettings:
     socket: str = ""
 
 
+def _optional_listen(_inst: Any, attribute: attrs.Attribute, value: str) -> None:
+    if value:
+        _listen("metrics")(_inst, attribute, value)
+
+
+@frozen(kw_only=True)
+class MetricsSettings:
+    #: ``host:port`` of the operator HTTP listener (/metrics, /healthz, /readyz); empty = off.
+    listen: str = attrs.field(default="", validator=_optional_listen)
+
+
 _SECTIONS: dict[str, type] = {
     "appservice": AppServiceSettings,
     "phones": PhonesSettings,
@@ -121,6 +143,7 @@ _SECTIONS: dict[str, type] = {
     "log": LogSettings,
     "provisioning": ProvisioningSettings,
     "control": ControlSettings,
+    "metrics": MetricsSettings,
 }
 
 
@@ -164,6 +187,7 @@ class Config:
     log: LogSettings = attrs.field(factory=LogSettings)
     provisioning: ProvisioningSettings = attrs.field(factory=ProvisioningSettings)
     control: ControlSettings = attrs.field(factory=ControlSettings)
+    metrics: MetricsSettings = attrs.field(factory=MetricsSettings)
     #: Where it was loaded from (None = embedded defaults).
     source: str | None = None
 
@@ -216,14 +240,20 @@ class Config:
 
     @classmethod
     def load(cls, path: str | None = None) -> Config:
-        """``--config`` if given, else ``$PROVD_CONFIG``, else the embedded defaults."""
-        path = path or os.environ.get("PROVD_CONFIG") or None
+        """``--config`` if given, else ``$PROVD_CONFIG``, else :data:`SYSTEM_CONFIG` when it
+        exists, else the embedded defaults (see :func:`default_config_path`)."""
+        path = path or default_config_path()
         return cls.from_toml(path) if path else cls()
 
     def validate(self) -> None:
         a = self.appservice
         if not a.password:
             raise ConfigError("appservice.password: must not be empty")
+        if len(a.password) < MIN_PASSWORD_LEN:
+            raise ConfigError(
+                f"appservice.password: must be at least {MIN_PASSWORD_LEN} characters "
+                f"(it is {len(a.password)}); use a long random secret"
+            )
         if bool(a.tls_cert) != bool(a.tls_key):
             raise ConfigError("appservice.tls_cert/tls_key: give both or neither")
         self._validate_appservice_limits()
@@ -266,7 +296,30 @@ class Config:
             raise ConfigError(
                 "appservice.max_message_size: must be at least max_login_message_size"
             )
+        if self.log.access_rate < 0:
+            raise ConfigError("log.access_rate: must not be negative")
 
     @property
     def control_socket(self) -> str:
         return self.control.socket or str(Path(self.store.path).with_suffix(".sock"))
+
+
+def default_config_path() -> str | None:
+    """The file the CLI and the daemon use without ``--config``: ``$PROVD_CONFIG`` if set,
+    else :data:`SYSTEM_CONFIG` when it exists (a package install), else None (embedded
+    defaults). An operator's explicit environment variable wins over a file that merely
+    exists."""
+    env = os.environ.get("PROVD_CONFIG")
+    if env:
+        return env
+    return SYSTEM_CONFIG if os.path.exists(SYSTEM_CONFIG) else None
+
+
+def password_warnings(config: Config) -> list[str]:
+    """Why the instance password is not fit for production (empty list: it is)."""
+    password = config.appservice.password
+    if password == DEFAULT_PASSWORD:
+        return ["appservice.password is the embedded laptop default; set a secret of your own"]
+    if password == EXAMPLE_PASSWORD:
+        return ["appservice.password is the published example password; set a secret of your own"]
+    return []

@@ -38,6 +38,8 @@ import ahocorasick
 import attrs
 import structlog
 
+from . import journal as _journal
+
 SECRET_FIELDS = frozenset(
     {"password", "pwd", "digest", "key", "session_key", "secret", "turnpassword", "token"}
 )
@@ -413,6 +415,9 @@ def configure(level: str = "info", *, fmt: str = "auto", stream: Any = None) -> 
     """
     stream = stream or sys.stderr
     if fmt == "auto":
+        # started by systemd with the journal attached: native journal entries (provd.journal)
+        fmt = "journal" if _journal.stream_is_journal(stream) else fmt
+    if fmt == "auto":
         fmt = "console" if stream.isatty() else "kv"
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -425,6 +430,8 @@ def configure(level: str = "info", *, fmt: str = "auto", stream: Any = None) -> 
             structlog.processors.TimeStamper(fmt="%H:%M:%S"),
             structlog.dev.ConsoleRenderer(colors=False),
         ]
+    elif fmt == "journal":
+        processors += [_syslog_prefix, _journal.NativeRenderer()]
     else:
         processors += [_syslog_prefix, _JournalRenderer(json=fmt == "json")]
     root = logging.getLogger()
@@ -434,6 +441,10 @@ def configure(level: str = "info", *, fmt: str = "auto", stream: Any = None) -> 
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=(
+            _journal.JournalLoggerFactory(stream)
+            if fmt == "journal"
+            else structlog.PrintLoggerFactory(stream)
+        ),
         cache_logger_on_first_use=False,
     )

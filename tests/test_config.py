@@ -19,10 +19,10 @@ def test_embedded_defaults_work_on_a_laptop(monkeypatch):
 def test_env_var_names_the_file(tmp_path, monkeypatch):
     """$PROVD_CONFIG is used when --config is not given."""
     path = tmp_path / "p.toml"
-    path.write_text('[appservice]\npassword = "s3cret"\n[log]\nlevel = "debug"\n')
+    path.write_text('[appservice]\npassword = "s3cret-s3cret"\n[log]\nlevel = "debug"\n')
     monkeypatch.setenv("PROVD_CONFIG", str(path))
     config = Config.load(None)
-    assert (config.appservice.password, config.log.level) == ("s3cret", "debug")
+    assert (config.appservice.password, config.log.level) == ("s3cret-s3cret", "debug")
     assert config.source == str(path)
 
 

@@ -38,7 +38,7 @@ import structlog
 import trio
 
 from .. import __version__, logs, systemd
-from ..config import DEFAULT_PASSWORD, Config, ConfigError
+from ..config import Config, ConfigError, password_warnings
 from ..exits import CoreFailure, ExitStatus, find_core_failure
 from ..phones import (
     CheckedRenderer,
@@ -55,6 +55,7 @@ from ..transport import serve
 from . import control
 from .appservice import AppServiceContext, handle_connection
 from .devices_api import DevicesApi
+from .observe import Observability
 from .phone import PhoneContext
 from .state import DevicesLocator, Outcomes, PhoneDirectory
 from .supervisor import PhoneSupervisor
@@ -74,6 +75,7 @@ RESTART_ONLY = (
     ("phones", "tls_key"),
     ("store", "path"),
     ("control", "socket"),
+    ("metrics", "listen"),
 )
 
 
@@ -179,6 +181,10 @@ class Daemon:
         self.phones_app = PhonesApp(self.renderer, self._lookup, self._record_fetch, config.phones)
         self._inner: trio.Nursery | None = None
         self.reloads = 0
+        #: The last reload's outcome (None: none yet), for ``status`` and ``provd reload``.
+        self.last_reload: dict[str, Any] | None = None
+        self.reloads_refused = 0
+        self.observe = Observability(self)
 
     async def run(self, *, task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until SIGTERM/SIGINT or :meth:`shutdown`.
@@ -187,8 +193,8 @@ class Daemon:
             CoreFailure: a failure of provd's own core (see the module docstring).
         """
         config = self.config
-        if config.appservice.password == DEFAULT_PASSWORD:
-            log.warning("daemon.default_password", hint="set appservice.password")
+        for warning in password_warnings(config):
+            log.warning("daemon.weak_password", hint=warning)
         self.lock.acquire()
         try:
             async with trio.open_nursery() as outer:
@@ -251,9 +257,10 @@ class Daemon:
                 "phones.listen",
                 config.phones.listen,
                 serve_phones,
-                self.phones_app,
+                self.observe.phones_app(),
                 config.phones,
             )
+            await inner.start(self.observe.run)
             control_path = await _start_listener(
                 inner,
                 "control.socket",
@@ -282,9 +289,11 @@ class Daemon:
                 devices_url=self.locator.url or "-",
             )
             systemd.notify("READY=1", f"STATUS=serving {len(self.directory)} phones")
+            self.observe.ready = True
             task_status.started(bound)
 
     def shutdown(self) -> None:
+        self.observe.ready = False
         if self._inner is not None:
             self._inner.cancel_scope.cancel()
 
@@ -318,8 +327,10 @@ class Daemon:
         try:
             return self._reload()
         except ConfigError as exc:
-            log.error("daemon.reload_refused", path=source or "-", error=str(exc))
+            error = str(exc)
+            log.error("daemon.reload_refused", path=source or "-", error=error)
         except TemplateCheckError as exc:
+            error = f"{exc.template}: {exc.message}"
             log.error(
                 "daemon.reload_refused",
                 path=source or "-",
@@ -327,11 +338,12 @@ class Daemon:
                 error=exc.message,
             )
         except Exception as exc:
-            log.error(
-                "daemon.reload_refused", path=source or "-", error=f"{type(exc).__name__}: {exc}"
-            )
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("daemon.reload_refused", path=source or "-", error=error)
             log.debug("daemon.reload_refused_traceback", exc_info=True)
         systemd.notify("READY=1", "STATUS=reload refused; old config kept")
+        self.last_reload = {"ok": False, "error": error, "time": time.time()}
+        self.reloads_refused += 1
         return False
 
     def _reload(self) -> bool:
@@ -349,6 +361,7 @@ class Daemon:
         self.renderer = self.phones_app.renderer = renderer
         log.info("phones.templates_reloaded", templates=new.phones.templates or "-")
         self.reloads += 1
+        self.last_reload = {"ok": True, "error": "", "time": time.time()}
         log.info("daemon.reloaded", log_level=new.log.level, source=new.source or "-")
         systemd.notify("READY=1", f"STATUS=serving {len(self.directory)} phones")
         return True
@@ -371,15 +384,27 @@ class Daemon:
             "status": self._control_status,
             "remove": self._control_remove,
             "keys": self._control_keys,
+            "reload": self._control_reload,
         }
+
+    async def _control_reload(self, _request: dict[str, Any]) -> dict[str, Any]:
+        ok = self.reload()
+        answer: dict[str, Any] = {"ok": ok, "source": self.config.source}
+        if not ok and self.last_reload is not None:
+            answer["error"] = self.last_reload["error"]
+        return answer
 
     async def _control_status(self, _request: dict[str, Any]) -> dict[str, Any]:
         phones = self.directory.all()
         states: dict[str, int] = {}
         for record in phones:
             states[record.state] = states.get(record.state, 0) + 1
+        last = self.last_reload
         return {
-            "ok": True,
+            # False while the file on disk is one the daemon refused: the next restart
+            # would fail on it.
+            "ok": last is None or last["ok"],
+            "last_reload": last,
             "version": __version__,
             "uptime": control.uptime_since(self.started),
             "pbx_sessions": len(self.app_ctx.pbx_sessions),
@@ -389,6 +414,7 @@ class Daemon:
             "states": states,
             "actors": self.supervisor.running,
             "reloads": self.reloads,
+            **self.observe.status(),
         }
 
     async def _control_remove(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from .. import __version__
 from ..backoff import Backoff
 from ..config import Config
 from ..logs import register_secret
+from ..outage import OutageTracker
 from ..protocol import ProtocolError
 from ..protocol.sysclient import (
     AdminPasswordReceived,
@@ -65,6 +66,8 @@ class PhoneContext:
     handshakes: trio.Semaphore
     #: Explains refused codes; None in tests that run without a PBX.
     devices_api: DevicesApi | None = None
+    #: Summarises Devices outages over all phone actors (provd.outage).
+    devices_outage: OutageTracker = attrs.field(factory=lambda: OutageTracker("devices"))
 
 
 class HandshakeFailed(Exception):
@@ -75,6 +78,7 @@ class HandshakeFailed(Exception):
 
 async def run_phone(mac: str, ctx: PhoneContext) -> None:
     """The actor's body. Returns when the phone is gone or definitively refused."""
+    structlog.contextvars.clear_contextvars()  # not the context of the session that spawned it
     with structlog.contextvars.bound_contextvars(mac=mac):
         p = ctx.config.provisioning
         backoff = Backoff(initial=p.backoff_initial, cap=p.backoff_cap)
@@ -86,6 +90,7 @@ async def run_phone(mac: str, ctx: PhoneContext) -> None:
                 return
             url = await ctx.locator.wait_url()
             attempt = await _attempt(record, url, ctx)
+            ctx.devices_outage.attempt_ended(mac, attempt.admitted, attempt.reason)
             if attempt.admitted:
                 backoff.reset()  # a working connection ended: start the back-off afresh
             await _set_online(ctx, mac, False)
@@ -107,7 +112,10 @@ async def run_phone(mac: str, ctx: PhoneContext) -> None:
                     await _fail(ctx, record, error)
                     return
             else:
-                log.info("sysclient.disconnected", reason=reason)
+                # during an outage the tracker's one warning says it; each retry is debug
+                (log.debug if ctx.devices_outage.down else log.info)(
+                    "sysclient.disconnected", reason=reason
+                )
             delay = backoff.next_delay()
             with trio.move_on_after(delay):
                 await ctx.locator.wait_changed()  # a new Devices URL: retry at once
@@ -173,6 +181,7 @@ async def _connection(record: PhoneRecord, url: str, ctx: PhoneContext, attempt:
                         handshake_scope.deadline = math.inf
                         ctx.handshakes.release()
                         await _set_online(ctx, record.mac, True)
+                        ctx.devices_outage.connected_ok(record.mac)
                     for event in events:
                         for frame in await _HANDLERS[type(event)](event, link):
                             await ws.send_message(encode_frame(frame))

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from .common import add_config_argument
 
 #: Modules under provd.cli that add a subcommand: each has ``register(subparsers)``, which
 #: adds its parser and sets ``handler`` (``args -> int``) as a default.
-COMMANDS = ("run", "sim", "demo", "phones", "status", "render")
+COMMANDS = ("run", "sim", "demo", "phones", "status", "render", "reload", "check_config")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Provision third-party SIP phones on an innovaphone PBX (an App Service).",
     )
     parser.add_argument("--version", action="version", version=f"provd {__version__}")
+    add_config_argument(parser, top=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"{__package__}.{name}").register(subparsers)
@@ -37,4 +40,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`provd phones show MAC | head`): no traceback. Point stdout
+        # at /dev/null so the interpreter's final flush does not fail again, as the Python
+        # docs advise (library/signal.html, "Note on SIGPIPE").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        status = 141  # 128 + SIGPIPE, what a shell reports for a writer killed by it
+    sys.exit(status)

@@ -12,15 +12,18 @@ from ..actors.state import phone_data
 from ..phones.keys import OperatorKeys, keys_from
 from ..protocol import ProtocolError, normalize_mac
 from ..store.database import Database
-from .common import add_config_argument, load_config, mask, table
+from .common import NoDatabase, add_config_argument, load_config, mask, open_readonly, table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("phones", help="list, show or remove provisioned phones")
     add_config_argument(parser)
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    sub.add_parser("list", help="one line per phone").set_defaults(handler=cmd_list)
+    listing = sub.add_parser("list", help="one line per phone")
+    add_config_argument(listing)
+    listing.set_defaults(handler=cmd_list)
     show = sub.add_parser("show", help="one phone in detail")
+    add_config_argument(show)
     show.add_argument("mac")
     show.add_argument(
         "--show-secrets",
@@ -40,15 +43,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     keys.add_argument("--clear", action="store_true", help="drop the phone's own keys")
     keys.set_defaults(handler=cmd_keys)
     remove = sub.add_parser("remove", help="forget a phone and stop its actor")
+    add_config_argument(remove)
     remove.add_argument("mac")
     remove.set_defaults(handler=cmd_remove)
 
 
 def _open(args: argparse.Namespace) -> tuple[Database, str] | None:
+    """The store, read-only (never created), and the control socket path; None after
+    printing why not."""
     config = load_config(args)
     if config is None:
         return None
-    return Database(config.store.path), config.control_socket
+    try:
+        return open_readonly(config), config.control_socket
+    except NoDatabase as exc:
+        print(f"provd: {exc}", file=sys.stderr)
+        return None
+
+
+def _online(online: bool, daemon_running: bool) -> str:
+    """Liveness as the store says it, or ``unknown`` when no daemon keeps it current."""
+    if not daemon_running:
+        return "unknown"
+    return "yes" if online else "no"
 
 
 def _when(ts: float) -> str:
@@ -59,13 +76,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     opened = _open(args)
     if opened is None:
         return 2
-    db, _ = opened
+    db, socket_path = opened
+    running = control.request(socket_path, "status") is not None
     rows = [
         [
             r.mac,
             r.usename,
             r.state,
-            "yes" if r.online else "no",
+            _online(r.online, running),
             str(len(r.config)),
             _when(r.updated),
         ]
@@ -88,7 +106,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     opened = _open(args)
     if mac is None or opened is None:
         return 2
-    db, _ = opened
+    db, socket_path = opened
+    running = control.request(socket_path, "status") is not None
     r = db.phone(mac)
     if r is None:
         print(f"provd: no phone {mac}", file=sys.stderr)
@@ -96,7 +115,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     fields = [
         ("mac", r.mac),
         ("state", r.state + (f" ({r.error})" if r.error else "")),
-        ("online", "yes" if r.online else "no"),
+        ("online", _online(r.online, running) + ("" if running else " (daemon not running)")),
         ("user", r.usename),
         ("name", r.cn),
         ("hwid", r.hwid),
@@ -192,13 +211,17 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     mac = _mac(args.mac)
-    opened = _open(args)
-    if mac is None or opened is None:
+    config = load_config(args)
+    if mac is None or config is None:
         return 2
-    db, socket_path = opened
-    answer = control.request(socket_path, "remove", mac=mac)
-    if answer is None:  # no daemon running: edit the store directly
-        removed = db.remove_phone(mac)
+    answer = control.request(config.control_socket, "remove", mac=mac)
+    if answer is None:  # no daemon running: edit the store directly (if there is one)
+        try:
+            open_readonly(config).close()
+        except NoDatabase as exc:
+            print(f"provd: {exc}", file=sys.stderr)
+            return 2
+        removed = Database(config.store.path).remove_phone(mac)
     elif not answer.get("ok"):
         print(f"provd: {answer.get('error')}", file=sys.stderr)
         return 1

@@ -11,8 +11,7 @@ from ..actors.state import phone_data
 from ..phones import IdentifyError, Renderer, Vendor, families, identify, vendor_for_oui
 from ..phones.examples import phone_request
 from ..protocol import ProtocolError, normalize_mac
-from ..store.database import Database
-from .common import add_config_argument, load_config
+from .common import NoDatabase, add_config_argument, load_config, open_readonly
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--vendor", choices=[v.value for v in Vendor], help="default: from the MAC's OUI"
     )
     parser.add_argument(
-        "--file", help="file name as the phone asks for it (default: its per-phone file)"
+        "--file",
+        help="file as the phone asks for it: a name (cfg000b82aa0003.xml) or the request "
+        "path (/Grandstream/cfg000b82aa0003.xml); default: its per-phone file",
     )
     parser.add_argument(
         "--show-secrets", action="store_true", help="print passwords in clear (default: masked)"
@@ -49,7 +50,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     except ProtocolError as exc:
         print(f"provd: {args.mac!r}: {exc.reason}", file=sys.stderr)
         return 2
-    db = Database(config.store.path)
+    try:
+        db = open_readonly(config)
+    except NoDatabase as exc:
+        print(f"provd: {exc}", file=sys.stderr)
+        return 1
     record = db.phone(mac)
     if record is None:
         print(f"provd: no phone {mac}", file=sys.stderr)
@@ -61,10 +66,16 @@ def cmd_render(args: argparse.Namespace) -> int:
         )
         return 2
     name = args.file or phone_request(vendor, mac).path.rsplit("/", 1)[1]
+    # A full request path (as a phone asks, as the demo and the access log print it) is
+    # identified as it stands; a bare name is looked up under the vendor's folder.
+    path = name if name.startswith("/") else f"/{vendor.value}/{name}"
     try:
-        ident = identify(f"/{vendor.value}/{name}", None)
+        ident = identify(path, None)
     except IdentifyError as exc:
         print(f"provd: {exc}", file=sys.stderr)
+        return 2
+    if ident.mac and ident.mac != mac:
+        print(f"provd: {path} is the file of {ident.mac}, not of {mac}", file=sys.stderr)
         return 2
     model = args.model or _last_model(db, mac, vendor)
     if model:

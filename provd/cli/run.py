@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+import attrs
 import structlog
 import trio
 
 from .. import logs
 from ..actors.daemon import Daemon
-from ..config import Config, ConfigError
+from ..config import LOG_LEVELS, Config, ConfigError
 from ..exits import ExitStatus, find_core_failure
 from ..phones import TemplateCheckError
 from .common import add_config_argument
@@ -25,13 +26,18 @@ from .common import add_config_argument
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="run the daemon (systemd's ExecStart)")
     add_config_argument(parser)
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        help="overrides log.level of the config file (until the next reload)",
+    )
     parser.set_defaults(handler=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     log = structlog.get_logger("provd.daemon")
     try:
-        config = Config.load(args.config)
+        config = Config.load(getattr(args, "config", None))
     except ConfigError as exc:
         # Logging is not configured yet (the config says how): one journald-style line.
         line = structlog.processors.LogfmtRenderer(key_order=["event"])(
@@ -39,6 +45,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         print(f"<3>{line}", file=sys.stderr, flush=True)
         return ExitStatus.CONFIG
+    if args.log_level:
+        config = attrs.evolve(config, log=attrs.evolve(config.log, level=args.log_level))
     logs.configure(config.log.level, fmt=config.log.format)
     try:
         trio.run(Daemon(config).run)

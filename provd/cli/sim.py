@@ -9,6 +9,7 @@ running until Ctrl-C (exit 0). A bad config exits 2 with a message naming the ke
 from __future__ import annotations
 
 import argparse
+import functools
 import signal
 import sys
 
@@ -17,8 +18,12 @@ import structlog
 import trio
 
 from .. import logs
+from ..actors.control import serve_control
 from ..sim import ConfigError, SimConfig, Simulator
+from ..sim import control as sim_control
+from ..sim.control import default_socket
 from ..sim.domain import random_password
+from . import sim_ctl
 
 log = structlog.get_logger("provd.sim")
 
@@ -29,7 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the simulated innovaphone PBX, Users and Devices against provd",
         description=__doc__.split("\n\n")[1],
     )
-    parser.add_argument("--config", metavar="FILE", help="TOML file (default: built-in)")
+    parser.add_argument(
+        "--config",
+        dest="sim_config",
+        metavar="FILE",
+        help="simulator TOML file, see etc/sim.toml (default: built-in)",
+    )
     parser.add_argument(
         "--provd-url", metavar="URL", help="provd's app-service websocket URL (overrides provd.url)"
     )
@@ -47,12 +57,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not provision the configured phones on start",
     )
+    parser.add_argument(
+        "--control",
+        metavar="PATH",
+        help="control socket for `provd sim ctl` (overrides control_socket)",
+    )
     parser.set_defaults(handler=main)
+    sim_ctl.register(parser.add_subparsers(dest="sim_command", metavar="[ctl]"))
 
 
 def load_config(args: argparse.Namespace) -> SimConfig:
     """The file (or default) with command-line overrides applied. Raises ConfigError."""
-    config = SimConfig.from_toml(args.config) if args.config else SimConfig.default()
+    path = getattr(args, "sim_config", None)
+    config = SimConfig.from_toml(path) if path else SimConfig.default()
     provd = config.provd
     if args.provd_url:
         provd = attrs.evolve(provd, url=args.provd_url)
@@ -85,16 +102,17 @@ def main(args: argparse.Namespace) -> int:
         return 2
     logs.configure(config.log_level, fmt=args.log_format)
     _register_secrets(config)
-    trio.run(_until_signalled, config)
+    control = getattr(args, "control", None) or config.control_socket or default_socket()
+    trio.run(_until_signalled, config, control)
     log.info("sim.stopped")
     return 0
 
 
-async def _until_signalled(config: SimConfig) -> None:
+async def _until_signalled(config: SimConfig, control: str | None = None) -> None:
     """Run until SIGINT (Ctrl-C) or SIGTERM, then stop cleanly."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(run, config)
+            nursery.start_soon(functools.partial(run, config, control=control))
             async for signum in signals:
                 log.info("sim.signal", signal=signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
@@ -102,7 +120,10 @@ async def _until_signalled(config: SimConfig) -> None:
 
 
 async def run(
-    config: SimConfig, *, task_status: trio.TaskStatus[Simulator] = trio.TASK_STATUS_IGNORED
+    config: SimConfig,
+    *,
+    control: str | None = None,
+    task_status: trio.TaskStatus[Simulator] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the simulator until cancelled; provision the configured phones once."""
     sim = Simulator(config)
@@ -115,6 +136,8 @@ async def run(
     sim.domain.password_factory = issued_password
     async with trio.open_nursery() as nursery:
         addresses = await nursery.start(sim.run)
+        if control:
+            await nursery.start(serve_control, control, sim_control.handlers(sim))
         log.info(
             "sim.ready",
             provd=config.provd.url,

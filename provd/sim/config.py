@@ -42,7 +42,7 @@ class ProvdTarget:
         default="ws://127.0.0.1:8090/provd", converter=lambda v: v or None
     )
     #: The App object's password = provd's instance password.
-    password: str = "provd-secret"  # noqa: S105 (a simulator default)
+    password: str = "provd-demo-password"  # noqa: S105 (= provd's embedded DEFAULT_PASSWORD)
     #: The service name (sip URI) under which the PBX lists provd in ServicesInfo.
     service_name: str = "provd@example.com"
     title: str = "provd"
@@ -181,6 +181,9 @@ class SimConfig:
     log_level: str = "info"
     #: Provision ``phones`` once the PBX session is up (CLI only).
     provision_on_start: bool = True
+    #: Unix socket of ``provd sim`` for ``provd sim ctl`` (CLI only); empty: the default,
+    #: ``$XDG_RUNTIME_DIR/provd-sim.sock`` or ``/tmp/provd-sim-<uid>.sock``.
+    control_socket: str = ""
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> SimConfig:

@@ -173,6 +173,19 @@ class DevicesApp:
                 await ws.aclose(RESTART_CODE, "restart")
         await self.watch.wait_until(lambda: not self._live)
 
+    async def remove_device(self, mac: str) -> bool:
+        """Delete a device as an administrator would in the Devices app: its record and
+        sysclient password are forgotten and its connection closed. Returns whether it
+        existed."""
+        existed = self.domain.devices.pop(mac, None) is not None
+        conn = self._online.get(mac)
+        if conn is not None:
+            log.info("devices.device_removed", mac=mac)
+            with trio.move_on_after(2):
+                await conn.ws.aclose(1000, "device removed")
+        self.domain.on_change()
+        return existed
+
     async def change_category(
         self, category: str, *, domain: str | None = None, **changes: Any
     ) -> set[str]:

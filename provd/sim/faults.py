@@ -117,6 +117,10 @@ class Faults(FaultPlan):
         every connection is gone."""
         await self._app().restart()
 
+    async def remove_device(self, mac: str) -> bool:
+        """Delete a device from Devices (record, password, connection), as an admin would."""
+        return await self._app().remove_device(mac)
+
     async def change_category(
         self, category: str, *, domain: str | None = None, **changes: Any
     ) -> set[str]:

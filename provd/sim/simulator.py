@@ -10,7 +10,7 @@ Typical use (the daemon's end-to-end tests)::
 
     sim = Simulator(SimConfig.default())            # or SimConfig.from_toml(path)
     addresses = await nursery.start(sim.run)        # listeners bound (port 0 works)
-    sim.set_provd("ws://127.0.0.1:8090/provd", "provd-secret")  # if not in the config
+    sim.set_provd("ws://127.0.0.1:8090/provd", "provd-demo-password")  # if not in the config
     await sim.pbx.wait_logged_in()
     results = await sim.provision([Phone(mac="001565112233", user="alice", password="pw")])
     assert all(r.ok for r in results)

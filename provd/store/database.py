@@ -93,6 +93,24 @@ class Database:
         conn.execute("PRAGMA busy_timeout=5000")
         schema.migrate(self.db)
 
+    @classmethod
+    def open_readonly(cls, path: str, *, clock=time.time) -> Database:
+        """An existing database for reading only (operator commands): never creates,
+        migrates or writes anything. Raises ``sqlite3.Error`` when it cannot be read."""
+        self = cls.__new__(cls)
+        self.path, self._clock = path, clock
+        uri = Path(path).resolve().as_uri() + "?mode=ro"
+        if not os.path.exists(path + "-wal"):
+            # No daemon has it open (a stopped daemon checkpoints and removes the WAL): read
+            # the file as it is, so SQLite creates no -wal/-shm files next to it.
+            # https://www.sqlite.org/uri.html#uriimmutable
+            uri += "&immutable=1"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("SELECT count(*) FROM phones").fetchone()  # fails early if unusable
+        self.db = sqlite_utils.Database(conn)
+        return self
+
     def close(self) -> None:
         self.db.conn.close()
         if self._fd is not None:

@@ -1,0 +1,227 @@
+"""Prometheus metrics and the phones access log.
+
+One :class:`Metrics` per daemon, with its own ``prometheus_client`` registry (several daemons
+in one test process do not collide). Counters and histograms are fed where things happen
+(the :class:`AccessLog` middleware around the phones HTTP app); gauges of the daemon's state
+(phones by state, online, handshakes, sessions, reloads) are read at scrape time from a
+:class:`DaemonView`, so they are never stale and cost nothing between scrapes.
+
+Exposition: ``/metrics`` on the ``[metrics] listen`` address (provd.health), in the
+Prometheus text format ``prometheus_client.generate_latest`` writes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .phones.identify import IdentifyError, identify
+
+log = structlog.get_logger("provd.phones")
+
+#: Seconds; phones fetch small files from memory, so the interesting range is sub-second.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: Phone lifecycle states (provd.store.records), always exported (0 when none).
+STATES = ("pending", "provisioned", "failed")
+
+
+class DaemonView(Protocol):
+    """What the collector reads from a running daemon at scrape time."""
+
+    def phone_states(self) -> Iterable[tuple[str, bool]]: ...  # (state, online) per phone
+    def handshakes(self) -> tuple[int, int]: ...  # (in flight, queued)
+    def pbx_sessions(self) -> int: ...
+    def devices_snapshot(self) -> dict[str, Any]: ...  # OutageTracker.snapshot()
+    def reload_counts(self) -> tuple[int, int]: ...  # (ok, refused)
+
+
+class _DaemonCollector(Collector):
+    def __init__(self, view: DaemonView) -> None:
+        self.view = view
+
+    def collect(self) -> Iterable[Metric]:
+        view = self.view
+        states = dict.fromkeys(STATES, 0)
+        online = 0
+        for state, is_online in view.phone_states():
+            states[state] = states.get(state, 0) + 1
+            online += bool(is_online)
+        phones = GaugeMetricFamily("provd_phones", "Phones by lifecycle state", labels=["state"])
+        for state, count in sorted(states.items()):
+            phones.add_metric([state], count)
+        yield phones
+        yield GaugeMetricFamily(
+            "provd_phones_online", "Phones holding a Sysclient connection to Devices", online
+        )
+        in_flight, queued = view.handshakes()
+        yield GaugeMetricFamily(
+            "provd_handshakes_in_flight", "Sysclient handshakes in progress", in_flight
+        )
+        yield GaugeMetricFamily(
+            "provd_handshakes_queued", "Sysclient handshakes waiting for a slot", queued
+        )
+        sessions = view.pbx_sessions()
+        yield GaugeMetricFamily("provd_pbx_sessions", "Logged-in PBX App object sessions", sessions)
+        yield GaugeMetricFamily(
+            "provd_pbx_session_up", "1 while a PBX App object session is logged in", sessions > 0
+        )
+        devices = view.devices_snapshot()
+        yield GaugeMetricFamily(
+            "provd_devices_session_up",
+            "1 while the Devices app is reachable (some phone connected or none failing)",
+            devices["up"] is not False,
+        )
+        yield CounterMetricFamily(
+            "provd_reconnects",
+            "Sysclient connections that ended (each is followed by a reconnect)",
+            devices["reconnects"],
+        )
+        yield CounterMetricFamily(
+            "provd_devices_outages", "Times the Devices app became unreachable", devices["outages"]
+        )
+        ok, refused = view.reload_counts()
+        reloads = CounterMetricFamily(
+            "provd_reloads", "Config reloads by result", labels=["result"]
+        )
+        reloads.add_metric(["ok"], ok)
+        reloads.add_metric(["refused"], refused)
+        yield reloads
+
+
+class Metrics:
+    """The daemon's registry: fetch counters and latency histograms, plus the view."""
+
+    def __init__(self, view: DaemonView | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.fetches = Counter(
+            "provd_fetches",
+            "Phone file requests by vendor and HTTP status",
+            ["vendor", "status"],
+            registry=self.registry,
+        )
+        self.fetch_seconds = Histogram(
+            "provd_fetch_seconds",
+            "Phone file requests, from request to the last byte handed to the server",
+            ["vendor"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.render_seconds = Histogram(
+            "provd_render_seconds",
+            "Producing a phone file: identify, look up and render (to the response start)",
+            ["vendor"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        if view is not None:
+            self.registry.register(_DaemonCollector(view))
+
+
+class RateLimit:
+    """At most ``rate`` events per second on average, bursts up to ``rate`` (token bucket);
+    what is suppressed is counted and reported with the next line that passes."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.clock = clock
+        self.tokens = rate
+        self.stamp = clock()
+        self.suppressed = 0
+
+    def allow(self) -> bool:
+        if self.rate <= 0:
+            return False
+        now = self.clock()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        self.suppressed += 1
+        return False
+
+
+class AccessLog:
+    """ASGI middleware around the phones app: one ``phones.fetch`` info line per request
+    (MAC, vendor, file, status, bytes, ms; rate-limited) and the fetch metrics.
+
+    The wrapped app is reached through ``inner()`` on every request, so a daemon reload that
+    replaces the app's renderer or settings is seen at once.
+    """
+
+    def __init__(
+        self,
+        inner: Callable[[], Any],
+        metrics: Metrics,
+        rate: Callable[[], float],
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.inner = inner
+        self.metrics = metrics
+        self.clock = clock
+        self.limit = RateLimit(rate())
+        self._rate = rate
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        app = self.inner()
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        start = self.clock()
+        sent: dict[str, Any] = {"status": 0, "bytes": 0, "started": None}
+
+        async def counting_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                sent["status"] = message["status"]
+                sent["started"] = self.clock()
+            elif message["type"] == "http.response.body":
+                sent["bytes"] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await app(scope, receive, counting_send)
+        finally:
+            self._record(scope, sent, start)
+
+    def _record(self, scope: dict[str, Any], sent: dict[str, Any], start: float) -> None:
+        end = self.clock()
+        path = scope.get("path", "")
+        user_agent = ""
+        for key, value in scope.get("headers", ()):
+            if key.lower() == b"user-agent":
+                user_agent = value.decode("latin-1")
+        try:
+            ident = identify(path, user_agent)
+            vendor, mac, file = str(ident.vendor), ident.mac or "", ident.file
+        except IdentifyError:
+            vendor, mac, file = "unknown", "", path[-64:]
+        status = sent["status"]
+        m = self.metrics
+        m.fetches.labels(vendor=vendor, status=str(status)).inc()
+        m.fetch_seconds.labels(vendor=vendor).observe(end - start)
+        if sent["started"] is not None:
+            m.render_seconds.labels(vendor=vendor).observe(sent["started"] - start)
+        rate = self._rate()
+        if rate != self.limit.rate:
+            self.limit = RateLimit(rate)
+        if not self.limit.allow():
+            return
+        suppressed, self.limit.suppressed = self.limit.suppressed, 0
+        client = scope.get("client")
+        log.info(
+            "phones.fetch",
+            mac=mac or "-",
+            vendor=vendor,
+            file=file,
+            status=status,
+            bytes=sent["bytes"],
+            ms=round((end - start) * 1000, 1),
+            address=client[0] if client else "-",
+            **({"suppressed": suppressed} if suppressed else {}),
+        )
