@@ -100,7 +100,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def _last_model(db: Database, mac: str, vendor: Vendor) -> str | None:
+def _last_model(db, mac: str, vendor: Vendor) -> str | None:
     """The model the phone named in its latest fetch as ``vendor``'s phone, if any."""
     for fetch in db.fetches(mac, limit=5):
         if fetch.vendor == vendor.value and fetch.model:
