@@ -198,7 +198,9 @@ async def test_sighup_with_latin1_config_is_refused_and_daemon_stays(tmp_path, n
         assert str(provd.config_path) in line.string and "UTF-8" in line.string
         assert line.string.startswith("<3>")
         status = await ask(provd, "status")
-        assert status is not None and status["ok"] and status["reloads"] == 0
+        # The daemon answers; it reports the refused file (ok false) and kept the old config.
+        assert status is not None and status["reloads"] == 0
+        assert status["ok"] is False and status["last_reload"]["ok"] is False
         assert await provd.stop() == 0
 
 

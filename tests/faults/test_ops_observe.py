@@ -77,7 +77,10 @@ async def test_metrics_health_and_access_log(tmp_path, nursery):
                 provd.phones_url + request.path, headers={"User-Agent": request.user_agent}
             )
             assert got.status_code == 200
-            missing = await client.get(provd.phones_url + "/805ec0cc0999.cfg")
+            stranger = phone_request(Vendor.YEALINK, "805ec0cc0999")
+            missing = await client.get(
+                provd.phones_url + stranger.path, headers={"User-Agent": stranger.user_agent}
+            )
             assert missing.status_code == 404
             line = await provd.wait_for(r"^<6>event=phones\.fetch .*mac=805ec0cc0001", after=mark)
             for field in ("vendor=yealink", f"file={PHONES[0].mac}.cfg", "status=200"):
