@@ -19,6 +19,12 @@ from .errors import ProtocolError
 #: Cap on an encrypted value, in hex characters (a password, not a payload).
 MAX_CIPHERTEXT_HEX = 4096
 
+#: RC4 key lengths pycryptodome's ARC4 accepts, in bytes. A key is ``seed:password``; a
+#: peer controls the seed (0x0003 ``seed``, MEDIA ``turnSeed``), so a long one must be a
+#: ProtocolError, not a ValueError from the cipher.
+MIN_RC4_KEY = 5
+MAX_RC4_KEY = 256
+
 
 def sha256_hex(text: str) -> str:
     """Lowercase hex SHA-256 of the UTF-8 bytes of ``text``."""
@@ -66,8 +72,21 @@ def session_key(challenge: str, password: str) -> str:
 
 
 def rc4(key: str, data: bytes) -> bytes:
-    """RC4 keyed with the UTF-8 bytes of ``key`` (symmetric: encrypts and decrypts)."""
-    return ARC4.new(key.encode("utf-8")).encrypt(data)
+    """RC4 keyed with the UTF-8 bytes of ``key`` (symmetric: encrypts and decrypts).
+
+    Raises:
+        ProtocolError: a key shorter than 5 or longer than 256 bytes (or not encodable).
+    """
+    try:
+        raw = key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError("RC4 key is not valid text") from None
+    if not MIN_RC4_KEY <= len(raw) <= MAX_RC4_KEY:
+        raise ProtocolError(
+            f"RC4 key of {len(raw)} bytes (seed too long or too short?); "
+            f"{MIN_RC4_KEY}..{MAX_RC4_KEY} allowed"
+        )
+    return ARC4.new(raw).encrypt(data)
 
 
 def rc4_encrypt_hex(key: str, plaintext: str) -> str:
