@@ -28,8 +28,16 @@ class PhoneRecord:
     updated: float = 0.0
     #: Configuration items by type, verbatim as Devices sent them.
     config: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    #: The provisioning code the stored sysclient password was assigned for (or answered).
+    password_code: str = ""
 
     @property
     def assigned(self) -> bool:
         """Devices gave this phone a password: reconnect with the challenge, not the code."""
         return bool(self.sysclient_password)
+
+    @property
+    def code_pending(self) -> bool:
+        """A provisioning code Devices has not answered yet: identify with it (keeping any
+        stored password for a challenge) until a new password is committed."""
+        return bool(self.code) and self.code != self.password_code
