@@ -306,6 +306,16 @@ class DevicesDomain:
         self._describe(device, ident)
         return device
 
+    def reassign_password(self, mac: str) -> str:
+        """A fresh sysclient password for a known device (an administrator added it to a
+        domain during its session); the old one stops working. Raises KeyError."""
+        device = self.devices[mac]
+        password = self.password_factory()
+        device.password = password
+        self.passwords_issued.setdefault(mac, []).append(password)
+        self.on_change()
+        return password
+
     def set_online(self, mac: str, online: bool) -> None:
         device = self.devices.get(mac)
         if device is not None and device.online != online:
