@@ -33,4 +33,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"Devices        {answer['devices_url'] or 'not announced yet'}")
     print(f"phones         {answer['phones']} ({states}); online {answer['online']}")
     print(f"actors         {answer['actors']}")
+    if answer.get("actor_states"):
+        by_state = ", ".join(f"{n} {s}" for s, n in sorted(answer["actor_states"].items()))
+        print(f"actor states   {by_state}")
+    for trouble in answer.get("actor_errors", []):
+        print(f"  {trouble['mac']}  {trouble['state']}: {trouble['error']}")
     return 0
