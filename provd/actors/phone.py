@@ -107,7 +107,9 @@ async def run_phone(mac: str, ctx: PhoneContext) -> None:
                 return
             ctx.directory.set_actor(mac, "connecting")
             url = await ctx.locator.wait_url()
-            use_code = record.code_pending and not code_refused
+            # A failed phone's code was refused: only a new ProvisioningPhone (which sets
+            # the state back to pending) presents it again; the old password still works.
+            use_code = record.code_pending and record.state != "failed" and not code_refused
             attempt = await _attempt(record, url, ctx, use_code, code_refused)
             if attempt.lived >= p.backoff_reset_after:
                 backoff.reset()  # a connection that lived a while: start afresh
@@ -275,23 +277,26 @@ async def _connection(
                     use_code,
                     code_refused,
                 )
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_keepalive, ws, p.ping_interval, p.ping_timeout)
-                    await _send(ws, device.start())
-                    while True:
-                        events = await _next_events(ws, device, p.admit_quiet)
-                        for frame in device.outgoing():
-                            await _send(ws, frame)
-                        if device.state is DeviceState.READY and not handshake_done:
-                            handshake_done = attempt.admitted = True
-                            admitted_at = trio.current_time()
-                            handshake_scope.deadline = float("inf")  # pings keep it alive
-                            ctx.handshakes.release()
-                            ctx.directory.set_actor(record.mac, "connected", "")
-                            await _set_online(ctx, record.mac, True)
-                        for event in events:
-                            for frame in await _HANDLERS[type(event)](event, link):
-                                await _send(ws, encode_frame(frame))
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(_keepalive, ws, p.ping_interval, p.ping_timeout)
+                        await _send(ws, device.start())
+                        while True:
+                            events = await _next_events(ws, device, p.admit_quiet)
+                            for frame in device.outgoing():
+                                await _send(ws, frame)
+                            if device.state is DeviceState.READY and not handshake_done:
+                                handshake_done = attempt.admitted = True
+                                admitted_at = trio.current_time()
+                                handshake_scope.deadline = float("inf")  # pings keep it
+                                ctx.handshakes.release()
+                                ctx.directory.set_actor(record.mac, "connected", "")
+                                await _set_online(ctx, record.mac, True)
+                            for event in events:
+                                for frame in await _HANDLERS[type(event)](event, link):
+                                    await _send(ws, encode_frame(frame))
+                except BaseExceptionGroup as group:
+                    raise _sole(group) from None
     except trio.TooSlowError:
         raise HandshakeFailed("handshake timed out") from None
     finally:
@@ -299,6 +304,21 @@ async def _connection(
             attempt.lived = trio.current_time() - admitted_at
         else:
             ctx.handshakes.release()
+
+
+def _sole(group: BaseExceptionGroup) -> BaseException:
+    """The one failure inside a nursery's exception group (the keep-alive or the session
+    loop), so callers see ConnectionLost, ProtocolError... rather than a group. A group of
+    cancellations only is returned as it is."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        elif not isinstance(exc, trio.Cancelled):
+            leaves.append(exc)
+    return leaves[0] if leaves else group
 
 
 async def _next_events(ws: tw.WebSocketConnection, device: SysclientDevice, quiet: float):
