@@ -12,7 +12,7 @@ import sys
 
 from provd import logs
 
-from . import micro, provision, storm
+from . import config_items, micro, provision, storm
 
 
 def main() -> int:
@@ -20,10 +20,10 @@ def main() -> int:
     parser.add_argument("--phones", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--provision-phones", type=int, default=300)
-    parser.add_argument("--only", choices=["micro", "storm", "provision"], action="append")
+    parser.add_argument("--only", choices=["micro", "storm", "provision", "items"], action="append")
     args = parser.parse_args()
     logs.configure("warning", fmt="kv")
-    only = set(args.only or ["micro", "storm", "provision"])
+    only = set(args.only or ["micro", "storm", "provision", "items"])
     rows: list[tuple[str, str, str]] = []
     if "micro" in only:
         rows += micro.run()
@@ -31,6 +31,8 @@ def main() -> int:
         rows += storm.run(args.phones, args.concurrency)
     if "provision" in only:
         rows += provision.run(args.provision_phones)
+    if "items" in only:
+        rows += config_items.run()
     widths = [max(len(r[i]) for r in [("benchmark", "rate", "time"), *rows]) for i in range(3)]
     header = ("benchmark", "rate", "time / latency")
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
