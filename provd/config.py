@@ -80,7 +80,8 @@ class ProvisioningSettings:
     backoff_cap: float = 60.0
     #: Identify attempts with a provisioning code before the phone is marked failed.
     code_attempts: int = 5
-    #: Sysclient product/version provd reports for the phones it represents.
+    #: Sysclient product for a phone of unknown vendor that has not fetched a file yet
+    #: (otherwise the identify describes the phone: vendor, model, firmware).
     product: str = "provd"
     #: Devices service URL to use before (or without) a PBX telling it; normally empty.
     devices_url: str = ""
@@ -212,8 +213,6 @@ class Config:
         for key in ("admit_quiet", "ping_interval", "ping_timeout", "restart_cap"):
             if getattr(p, key) <= 0:
                 raise ConfigError(f"provisioning.{key}: must be positive")
-        if p.admit_quiet >= p.handshake_timeout:
-            raise ConfigError("provisioning.admit_quiet: must be less than handshake_timeout")
         if p.backoff_reset_after < 0 or p.code_handshakes < 0:
             raise ConfigError("provisioning.backoff_reset_after/code_handshakes: must be >= 0")
         if not self.store.path:

@@ -263,6 +263,7 @@ async def _connection(
     handshake_done = False
     admitted_at = 0.0
     await ctx.handshakes.acquire(priority=use_code)
+    slot_held = True
     try:
         ctx.directory.set_actor(record.mac, "handshake")
         with trio.fail_after(p.handshake_timeout) as handshake_scope:
@@ -285,11 +286,17 @@ async def _connection(
                             events = await _next_events(ws, device, p.admit_quiet)
                             for frame in device.outgoing():
                                 await _send(ws, frame)
+                            if slot_held and device.state in _ANSWERED:
+                                # Our part is done (digest sent, or password received):
+                                # silence from here on is not failure (spec section 8.2),
+                                # so no deadline; the quiet timer admits and pings keep
+                                # the session. Devices' work is done: free the slot.
+                                slot_held = False
+                                handshake_scope.deadline = float("inf")
+                                ctx.handshakes.release()
                             if device.state is DeviceState.READY and not handshake_done:
                                 handshake_done = attempt.admitted = True
                                 admitted_at = trio.current_time()
-                                handshake_scope.deadline = float("inf")  # pings keep it
-                                ctx.handshakes.release()
                                 ctx.directory.set_actor(record.mac, "connected", "")
                                 await _set_online(ctx, record.mac, True)
                             for event in events:
@@ -302,8 +309,12 @@ async def _connection(
     finally:
         if handshake_done:
             attempt.lived = trio.current_time() - admitted_at
-        else:
+        if slot_held:
             ctx.handshakes.release()
+
+
+#: States in which the device has said its part of the handshake.
+_ANSWERED = (DeviceState.ANSWERED, DeviceState.READY)
 
 
 def _sole(group: BaseExceptionGroup) -> BaseException:

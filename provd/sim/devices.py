@@ -387,8 +387,8 @@ class DevicesApp:
                 log.info("sysclient.fault_drop", after=machine.last_received, mac=machine.mac)
                 await conn.ws.aclose(1001, "fault: drop")
                 return
-            if machine.state is not ServerState.CLOSED and events:
-                await self._delay(Party.SYSCLIENT)
+            if machine.state is not ServerState.CLOSED and (events or machine.has_outgoing):
+                await self._delay(Party.SYSCLIENT)  # before every answer, the challenge too
             await conn.flush()
             for event in events:
                 if isinstance(event, Closed):

@@ -118,6 +118,10 @@ class SysclientServer:
         out, self._out = self._out, []
         return out
 
+    @property
+    def has_outgoing(self) -> bool:
+        return bool(self._out)
+
     def receive(self, data: bytes) -> list[SysclientServerEvent]:
         """Handle one binary message. Never raises for peer input: bad input → Closed."""
         if self.state is ServerState.CLOSED:

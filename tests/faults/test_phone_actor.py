@@ -235,3 +235,32 @@ async def test_reprovisioning_replaces_items_refusal_keeps_password(tmp_path, nu
         await provd.wait_for(f"event=sysclient.authenticated .*mac={ALICE.mac}", after=mark)
         assert len(sim.passwords_issued(ALICE.mac)) == 2  # no third: the old one still works
         assert await provd.stop() == 0
+
+
+async def test_first_provisioning_ahead_of_a_reconnect_storm(tmp_path, nursery):
+    """Found 8.14: after a restart, 20 phones queue for one handshake slot against a slow
+    Devices; a phone provisioned now goes ahead of the queue instead of waiting it out."""
+    storm = [
+        Phone(mac=f"00:15:65:00:01:{i:02x}", user=f"u{i}", password=f"Pwd-storm-{i}")
+        for i in range(20)
+    ]
+    with trio.fail_after(120):
+        sim, provd = await install(nursery, tmp_path)
+        results = await sim.provision(storm)
+        assert all(r.ok for r in results), results
+        assert await provd.stop() == 0
+        for phone in storm:
+            await sim.wait_online(phone.mac, online=False)
+        provd.provisioning = FAST + "max_handshakes = 1\ncode_handshakes = 0\n"
+        sim.faults.delay(Party.SYSCLIENT, 0.3)  # each Devices answer takes 0.3 s
+        await provd.start(nursery)
+        await provd.wait_for("event=sysclient.authenticated")  # the storm is under way
+        (result,) = await sim.provision([ALICE])
+        assert result.ok, result
+        back = sum(1 for phone in storm if phone.mac.replace(":", "") in sim.online())
+        assert back <= 10, f"{back} of 20 reconnects went first"
+        sim.faults.delay(Party.SYSCLIENT, 0)
+        for phone in storm:
+            await sim.wait_online(phone.mac)
+        await healthy(provd, phones=21)
+        assert await provd.stop() == 0
