@@ -57,8 +57,10 @@ class TunnelEndpoint:
             # Answered, also for a session provd shut itself first (SDK sysclient.htm). A
             # session never seen is not answered, so two sides cannot ping-pong forever.
             known = self._sessions.pop(sid, None) is not None
-            if not known and self._shut.pop(sid, None) is None:
-                return []
+            if not known:
+                if sid not in self._shut:
+                    return []
+                del self._shut[sid]
             return [TunnelFrame(sid, TunnelEvent.SHUTDOWN)]
         if frame.event not in (TunnelEvent.SEND, TunnelEvent.RECEIVE):
             self.ignored += 1  # RECEIVE_RESULT/SEND_RESULT are ours to send; others unknown
