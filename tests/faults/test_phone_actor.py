@@ -3,6 +3,7 @@
 (one actor per phone, file descriptors back to where they were), and the phone comes back
 once the fault is gone."""
 
+import functools
 import sqlite3
 
 import httpx
@@ -12,7 +13,7 @@ from provd.phones import Vendor
 from provd.phones.examples import phone_request
 from provd.sim import Direction, Party, Phone
 
-from ..e2e.harness import sim_config
+from ..e2e.harness import cli, sim_config
 from ..e2e.sysclient_install import (
     FAST,
     healthy,
@@ -57,6 +58,12 @@ async def test_invalid_devices_url_never_ends_the_actor(tmp_path, nursery):
         await wait_lines(provd, "invalid Devices URL", MANY)
         answer = await status(provd, "actor", mac=ALICE.mac)
         assert answer["state"] in ("backoff", "connecting") and "invalid" in answer["error"]
+        shown = await trio.to_thread.run_sync(
+            functools.partial(cli, "phones", "show", ALICE.mac, provd=provd)
+        )
+        assert shown.returncode == 0 and "invalid Devices URL" in shown.stdout, shown
+        overview = await trio.to_thread.run_sync(functools.partial(cli, "status", provd=provd))
+        assert f"{ALICE.mac.replace(':', '')}" in overview.stdout, overview.stdout
         sim.move_devices(sim.addresses.devices_url)
         await back_online(sim, provd, ALICE.mac, before)
         assert open_fds(provd) <= fds + 2
