@@ -18,7 +18,7 @@ import attrs
 import structlog
 import trio
 
-from ..logs import register_secret
+from ..logs import redact_secrets, register_secret
 from ..phones.model import PhoneData
 from ..protocol import ProtocolError
 from ..protocol.sysclient import decrypt_turn_password
@@ -103,7 +103,8 @@ class PhoneDirectory:
         status.state = state
         status.since = time.time()
         if error is not None:
-            status.error = error
+            # Shown by `provd status`: scrubbed of every registered secret like a log line.
+            status.error = redact_secrets(None, "", {"error": error})["error"]
 
     def load(self, records: Iterable[PhoneRecord]) -> None:
         for record in records:

@@ -107,3 +107,17 @@ async def test_outcomes_bounded_per_mac():
     assert (await outcomes.wait("001565aabbcc", "code999")).ok
     outcomes.forget("001565aabbcc")
     assert len(outcomes) == 0
+
+
+def test_actor_error_scrubbed_of_secrets():
+    """The last error shown by `provd status` never carries a registered secret."""
+    from provd.actors.state import PhoneDirectory
+    from provd.logs import register_secret
+
+    directory = PhoneDirectory()
+    directory.put(PhoneRecord(mac="001565aabbcc", code="1", sysclient_password="S3cret-Dev-Pw-77"))
+    register_secret("S3cret-Dev-Pw-77")
+    directory.set_actor("001565aabbcc", "crashed", "KeyError: 'S3cret-Dev-Pw-77'")
+    assert "S3cret" not in directory.actors["001565aabbcc"].error
+    directory.set_actor("0015650000ff", "crashed", "unknown phone: no entry")
+    assert "0015650000ff" not in directory.actors
