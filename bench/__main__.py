@@ -13,7 +13,7 @@ import sys
 
 from provd import logs
 
-from . import appws_hostile, hostile, micro, provision, storm
+from . import appws_hostile, config_items, hostile, micro, provision, storm
 
 
 def main() -> int:
@@ -22,11 +22,13 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--provision-phones", type=int, default=300)
     parser.add_argument(
-        "--only", choices=["micro", "storm", "provision", "appws", "hostile"], action="append"
+        "--only",
+        choices=["micro", "storm", "provision", "appws", "hostile", "items"],
+        action="append",
     )
     args = parser.parse_args()
     logs.configure("warning", fmt="kv")
-    only = set(args.only or ["micro", "storm", "provision", "appws", "hostile"])
+    only = set(args.only or ["micro", "storm", "provision", "appws", "hostile", "items"])
     rows: list[tuple[str, str, str]] = []
     if "micro" in only:
         rows += micro.run()
@@ -38,6 +40,8 @@ def main() -> int:
         rows += appws_hostile.run()
     if "hostile" in only:
         rows += hostile.run()
+    if "items" in only:
+        rows += config_items.run()
     widths = [max(len(r[i]) for r in [("benchmark", "rate", "time"), *rows]) for i in range(3)]
     header = ("benchmark", "rate", "time / latency")
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))

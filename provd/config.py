@@ -113,10 +113,28 @@ class ProvisioningSettings:
     backoff_cap: float = 60.0
     #: Identify attempts with a provisioning code before the phone is marked failed.
     code_attempts: int = 5
-    #: Sysclient product/version provd reports for the phones it represents.
+    #: Sysclient product for a phone of unknown vendor that has not fetched a file yet
+    #: (otherwise the identify describes the phone: vendor, model, firmware).
     product: str = "provd"
     #: Devices service URL to use before (or without) a PBX telling it; normally empty.
     devices_url: str = ""
+    #: Seconds of silence from Devices, after the challenge answer, that count as
+    #: admission (Devices sends no "ok"; only a close refuses), and after admission that
+    #: mean no (further) initial configuration is coming.
+    admit_quiet: float = 2.0
+    #: Websocket ping interval and pong timeout on every sysclient connection, seconds; a
+    #: half-open Devices (no pong) ends the connection and the phone reconnects.
+    ping_interval: float = 30.0
+    ping_timeout: float = 15.0
+    #: A connection must have lived this long (seconds) before the reconnect back-off
+    #: starts afresh.
+    backoff_reset_after: float = 30.0
+    #: Cap (seconds) on the pause before restarting a phone actor that crashed repeatedly;
+    #: an actor is never given up.
+    restart_cap: float = 300.0
+    #: Extra handshake slots only first provisionings (a new code) may use; they also go
+    #: ahead of waiting reconnects.
+    code_handshakes: int = 8
 
 
 @frozen(kw_only=True)
@@ -269,6 +287,11 @@ class Config:
             raise ConfigError(f"provisioning.devices_url: {problem}")
         if p.max_handshakes < 1 or p.code_attempts < 1:
             raise ConfigError("provisioning.max_handshakes/code_attempts: must be at least 1")
+        for key in ("admit_quiet", "ping_interval", "ping_timeout", "restart_cap"):
+            if getattr(p, key) <= 0:
+                raise ConfigError(f"provisioning.{key}: must be positive")
+        if p.backoff_reset_after < 0 or p.code_handshakes < 0:
+            raise ConfigError("provisioning.backoff_reset_after/code_handshakes: must be >= 0")
         if not self.store.path:
             raise ConfigError("store.path: must not be empty")
         if self.store.fetch_history < 1:

@@ -57,7 +57,7 @@ from .appservice import AppServiceContext, handle_connection
 from .devices_api import DevicesApi
 from .observe import Observability
 from .phone import PhoneContext
-from .state import DevicesLocator, Outcomes, PhoneDirectory
+from .state import DevicesLocator, HandshakeLimiter, Outcomes, PhoneDirectory
 from .supervisor import PhoneSupervisor
 
 log = structlog.get_logger("provd.daemon")
@@ -170,7 +170,9 @@ class Daemon:
             directory=self.directory,
             locator=self.locator,
             outcomes=Outcomes(),
-            handshakes=trio.Semaphore(config.provisioning.max_handshakes),
+            handshakes=HandshakeLimiter(
+                config.provisioning.max_handshakes, config.provisioning.code_handshakes
+            ),
         )
         self.supervisor = PhoneSupervisor(self.phones_ctx)
         self.app_ctx = AppServiceContext(phones=self.phones_ctx, supervisor=self.supervisor)
@@ -385,6 +387,7 @@ class Daemon:
             "remove": self._control_remove,
             "keys": self._control_keys,
             "reload": self._control_reload,
+            "actor": self._control_actor,
         }
 
     async def _control_reload(self, _request: dict[str, Any]) -> dict[str, Any]:
@@ -415,7 +418,25 @@ class Daemon:
             "actors": self.supervisor.running,
             "reloads": self.reloads,
             **self.observe.status(),
+            **self._actor_summary(),
         }
+
+    def _actor_summary(self) -> dict[str, Any]:
+        """Phone actors by state, and those not connected with their last error."""
+        states: dict[str, int] = {}
+        troubled = []
+        for mac, status in self.directory.actors.items():
+            states[status.state] = states.get(status.state, 0) + 1
+            if status.error and status.state != "connected":
+                troubled.append({"mac": mac, **status.to_json()})
+        troubled.sort(key=lambda t: -t["since"])
+        return {"actor_states": states, "actor_errors": troubled[:20]}
+
+    async def _control_actor(self, request: dict[str, Any]) -> dict[str, Any]:
+        mac = control.mac_arg(request)
+        status = self.directory.actors.get(mac)
+        running = self.supervisor.is_running(mac)
+        return {"ok": True, "running": running, **(status.to_json() if status else {})}
 
     async def _control_remove(self, request: dict[str, Any]) -> dict[str, Any]:
         mac = control.mac_arg(request)

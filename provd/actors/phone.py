@@ -1,20 +1,35 @@
 """One Sysclient actor per phone (MAC): register with Devices, then stay connected.
 
-Lifecycle (spec section 6): the first connection identifies with the provisioning code and
-receives the device password, which is committed before anything else; every later
-connection identifies without code and answers the challenge with that password. While
-connected the actor applies configuration items and administrative passwords as they
-arrive. On failure it reconnects with exponential back-off and jitter; at most
-``max_handshakes`` handshakes run at once across all phones.
+Lifecycle (spec sections 6 and 8.2): while the phone has a provisioning code Devices has
+not answered, each connection identifies with it (keeping any stored password to answer a
+challenge, when the device is already in a domain); the password Devices assigns is
+committed, replacing the old one and the old registration's configuration items, before
+anything else. Every later connection identifies without code and answers the challenge.
+Devices sends no "ok" after a correct digest and may send nothing at all: any frame, or
+``admit_quiet`` seconds of silence without a close, is admission. A ``0x0001`` during a
+session (an administrator added the device to a domain) replaces the stored password.
+
+The identify describes the phone as far as provd knows it: vendor and model/firmware from
+its last fetch (User-Agent), the user's display name, the address it fetched from. The
+digest is computed from exactly the identify sent on that connection.
+
+While connected the actor applies configuration items and administrative passwords as
+they arrive, and pings Devices every ``ping_interval`` seconds; no pong within
+``ping_timeout`` ends the connection. On failure it reconnects with exponential back-off
+and jitter, reset only after a connection lived ``backoff_reset_after`` seconds. At most
+``max_handshakes`` handshakes run at once across all phones; first provisionings go ahead.
 
 The actor ends (returns) when its phone was removed, or when Devices refused the
-provisioning code ``code_attempts`` times: the phone is marked ``failed`` and waits for a
-new ``ProvisioningPhone``.
+provisioning code ``code_attempts`` times and the phone has no older working password:
+the phone is marked ``failed`` and waits for a new ``ProvisioningPhone``. With an older
+password it stays connected on that one (a refused re-provisioning keeps the old
+credential). Nothing a network peer, an invalid URL or the store does ends it otherwise.
 """
 
 from __future__ import annotations
 
-import math
+import ipaddress
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,6 +44,8 @@ from ..backoff import Backoff
 from ..config import Config
 from ..logs import register_secret
 from ..outage import OutageTracker
+from ..phones.fetch import FetchRecord
+from ..phones.identify import vendor_for_oui
 from ..protocol import ProtocolError
 from ..protocol.sysclient import (
     AdminPasswordReceived,
@@ -36,8 +53,10 @@ from ..protocol.sysclient import (
     ConfigReceived,
     DeviceState,
     Identify,
+    Ignored,
     PasswordAssigned,
     ProvisionResult,
+    Settled,
     SysclientDevice,
     TunnelFrame,
     TunnelReceived,
@@ -49,7 +68,7 @@ from ..store.records import PhoneRecord
 from ..transport import ConnectionLost, connect
 from ..transport.address import sysclients_url
 from .devices_api import DevicesApi
-from .state import DevicesLocator, Outcome, Outcomes, PhoneDirectory
+from .state import DevicesLocator, HandshakeLimiter, Outcome, Outcomes, PhoneDirectory
 
 log = structlog.get_logger("provd.phone")
 
@@ -63,7 +82,7 @@ class PhoneContext:
     directory: PhoneDirectory
     locator: DevicesLocator
     outcomes: Outcomes
-    handshakes: trio.Semaphore
+    handshakes: HandshakeLimiter
     #: Explains refused codes; None in tests that run without a PBX.
     devices_api: DevicesApi | None = None
     #: Summarises Devices outages over all phone actors (provd.outage).
@@ -83,25 +102,32 @@ async def run_phone(mac: str, ctx: PhoneContext) -> None:
         p = ctx.config.provisioning
         backoff = Backoff(initial=p.backoff_initial, cap=p.backoff_cap)
         refusals = 0
+        code_refused = False  # this actor gave up on the code; it keeps the old password
         while True:
             record = ctx.directory.get(mac)
             if record is None:
                 log.info("phone.gone")
+                ctx.outcomes.forget(mac)
                 return
+            ctx.directory.set_actor(mac, "connecting")
             url = await ctx.locator.wait_url()
-            attempt = await _attempt(record, url, ctx)
+            # A failed phone's code was refused: only a new ProvisioningPhone (which sets
+            # the state back to pending) presents it again; the old password still works.
+            use_code = record.code_pending and record.state != "failed" and not code_refused
+            attempt = await _attempt(record, url, ctx, use_code, code_refused)
             ctx.devices_outage.attempt_ended(mac, attempt.admitted, attempt.reason)
-            if attempt.admitted:
-                backoff.reset()  # a working connection ended: start the back-off afresh
+            if attempt.lived >= p.backoff_reset_after:
+                backoff.reset()  # a connection that lived a while: start afresh
             await _set_online(ctx, mac, False)
             record = ctx.directory.get(mac)
             if record is None:
+                ctx.outcomes.forget(mac)
                 return
             reason = attempt.reason
             if attempt.moved:
                 log.info("sysclient.devices_moved", url=ctx.locator.url)
                 continue  # reconnect at once, to the new URL
-            if not record.assigned:
+            if use_code and attempt.connected and not attempt.code_done:
                 refusals += 1
                 log.warning("sysclient.code_attempt_failed", reason=reason, attempt=refusals)
                 if refusals >= p.code_attempts:
@@ -110,13 +136,20 @@ async def run_phone(mac: str, ctx: PhoneContext) -> None:
                         why = await ctx.devices_api.explain_refusal(record.code, mac)
                         error = f"{error}: {why}" if why else error
                     await _fail(ctx, record, error)
-                    return
+                    if not record.assigned:
+                        ctx.directory.set_actor(mac, "failed", error)
+                        return
+                    code_refused = True
+                    log.warning("sysclient.keeping_old_password")
+            elif attempt.store_error:
+                log.error("sysclient.store_error", reason=reason)
             else:
                 # during an outage the tracker's one warning says it; each retry is debug
                 (log.debug if ctx.devices_outage.down else log.info)(
                     "sysclient.disconnected", reason=reason
                 )
             delay = backoff.next_delay()
+            ctx.directory.set_actor(mac, "backoff", reason)
             with trio.move_on_after(delay):
                 await ctx.locator.wait_changed()  # a new Devices URL: retry at once
 
@@ -126,22 +159,38 @@ class _Attempt:
     """How one connection attempt ended."""
 
     reason: str = ""
+    connected: bool = False  # the websocket was open
     admitted: bool = False  # the handshake completed
+    code_done: bool = False  # Devices answered the code (password committed, or challenge)
     moved: bool = False  # ended because the PBX announced another Devices URL
+    store_error: bool = False
+    #: Seconds the admitted connection lived.
+    lived: float = 0.0
 
 
-async def _attempt(record: PhoneRecord, url: str, ctx: PhoneContext) -> _Attempt:
+async def _attempt(
+    record: PhoneRecord, url: str, ctx: PhoneContext, use_code: bool, code_refused: bool = False
+) -> _Attempt:
     """One connection, ended early if the Devices service moves. Never raises for the
-    failures a network peer can cause; their reason is in the result."""
+    failures a network peer, a bad URL or the store can cause; their reason is in the
+    result (issue 8.4: none of them may end the actor)."""
     attempt = _Attempt()
 
     async def connect_and_serve() -> None:
         try:
-            await _connection(record, url, ctx, attempt)
+            await _connection(record, url, ctx, attempt, use_code, code_refused)
         except (ConnectionLost, HandshakeFailed, ProtocolError) as exc:
             attempt.reason = exc.reason
+        except tw.ConnectionClosed as exc:
+            code = exc.reason.code if exc.reason else "none"
+            attempt.reason = f"closed by Devices ({code})"
         except (OSError, tw.HandshakeError, trio.BrokenResourceError) as exc:
             attempt.reason = f"cannot connect: {type(exc).__name__}"
+        except ValueError as exc:  # an invalid Devices URL (trio-websocket's URL parser)
+            attempt.reason = f"invalid Devices URL {url!r}: {exc}"
+        except sqlite3.Error as exc:
+            attempt.reason = f"store error: {exc}"
+            attempt.store_error = True
         nursery.cancel_scope.cancel()
 
     async with trio.open_nursery() as nursery:
@@ -154,42 +203,175 @@ async def _attempt(record: PhoneRecord, url: str, ctx: PhoneContext) -> _Attempt
     return attempt
 
 
-async def _connection(record: PhoneRecord, url: str, ctx: PhoneContext, attempt: _Attempt) -> None:
+def describe(record: PhoneRecord, fetch: FetchRecord | None, fallback_product: str) -> Identify:
+    """The identify for ``record`` (spec section 8.2): what the Devices UI should show.
+
+    Once the phone fetched a file: product and version are its model and firmware from
+    that fetch's User-Agent, ``ethIfs`` the address it fetched from. Before: the vendor
+    the MAC's OUI names ("Yealink phone"), version empty. ``name`` is the user's display
+    name. ``other`` stays true: not an innovaphone device.
+    """
+    vendor_name = ""
+    if fetch is not None and fetch.vendor:
+        vendor_name = fetch.vendor
+    else:
+        vendor = vendor_for_oui(record.mac)
+        vendor_name = str(vendor) if vendor else ""
+    vendor_title = vendor_name.capitalize() if vendor_name else ""
+    model = (fetch.model or "") if fetch is not None else ""
+    if model:
+        product = model if model.lower().startswith(vendor_name) else f"{vendor_title} {model}"
+    elif vendor_title:
+        product = f"{vendor_title} phone"
+    else:
+        product = fallback_product
+    version = (fetch.firmware or "") if fetch is not None else ""
+    extra: dict[str, Any] = {}
+    if fetch is not None and fetch.address:
+        extra["ethIfs"] = [_eth_if(fetch.address)]
+    return Identify(
+        id=record.mac,
+        product=product.strip(),
+        version=version,
+        name=record.cn or None,
+        other=True,
+        extra=extra,
+    )
+
+
+def _eth_if(address: str) -> dict[str, str]:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return {"if": "eth0"}
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    key = "ipv4" if ip.version == 4 else "ipv6"
+    return {"if": "eth0", key: str(ip)}
+
+
+async def _connection(
+    record: PhoneRecord,
+    url: str,
+    ctx: PhoneContext,
+    attempt: _Attempt,
+    use_code: bool,
+    code_refused: bool,
+) -> None:
     """One Sysclient connection, from handshake to close (always by an exception)."""
     p = ctx.config.provisioning
-    identify = Identify(id=record.mac, product=p.product, version=__version__, other=True)
-    if record.assigned:
-        device = SysclientDevice(identify, password=record.sysclient_password)
-    else:
-        device = SysclientDevice(identify, code=record.code)
+    fetches = await ctx.store.call(lambda db: db.fetches(record.mac, 1))
+    identify = describe(record, fetches[0] if fetches else None, p.product)
+    device = SysclientDevice(
+        identify,
+        code=record.code if use_code else None,
+        password=record.sysclient_password or None,
+    )
     target = sysclients_url(url)
     handshake_done = False
-    await ctx.handshakes.acquire()
+    admitted_at = 0.0
+    await ctx.handshakes.acquire(priority=use_code)
+    slot_held = True
     try:
+        ctx.directory.set_actor(record.mac, "handshake")
         with trio.fail_after(p.handshake_timeout) as handshake_scope:
             async with connect(target, connect_timeout=p.handshake_timeout) as ws:
-                log.debug("sysclient.connected", url=target, with_code=not record.assigned)
-                await ws.send_message(device.start())
-                link = _Link(record, ctx, TunnelEndpoint(lambda _r: _status_page(ctx, record.mac)))
-                while True:
-                    data = await _receive(ws)
-                    events = device.receive(data)
-                    for frame in device.outgoing():
-                        await ws.send_message(frame)
-                    if device.state is DeviceState.READY and not handshake_done:
-                        handshake_done = attempt.admitted = True
-                        handshake_scope.deadline = math.inf
-                        ctx.handshakes.release()
-                        await _set_online(ctx, record.mac, True)
-                        ctx.devices_outage.connected_ok(record.mac)
-                    for event in events:
-                        for frame in await _HANDLERS[type(event)](event, link):
-                            await ws.send_message(encode_frame(frame))
+                attempt.connected = True
+                log.debug("sysclient.connected", url=target, with_code=use_code)
+                link = _Link(
+                    record,
+                    ctx,
+                    TunnelEndpoint(lambda _r: _status_page(ctx, record.mac)),
+                    attempt,
+                    use_code,
+                    code_refused,
+                )
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(_keepalive, ws, p.ping_interval, p.ping_timeout)
+                        await _send(ws, device.start())
+                        while True:
+                            events = await _next_events(ws, device, p.admit_quiet)
+                            for frame in device.outgoing():
+                                await _send(ws, frame)
+                            if slot_held and device.state in _ANSWERED:
+                                # Our part is done (digest sent, or password received):
+                                # silence from here on is not failure (spec section 8.2),
+                                # so no deadline; the quiet timer admits and pings keep
+                                # the session. Devices' work is done: free the slot.
+                                slot_held = False
+                                handshake_scope.deadline = float("inf")
+                                ctx.handshakes.release()
+                            if device.state is DeviceState.READY and not handshake_done:
+                                handshake_done = attempt.admitted = True
+                                admitted_at = trio.current_time()
+                                ctx.directory.set_actor(record.mac, "connected", "")
+                                await _set_online(ctx, record.mac, True)
+                                ctx.devices_outage.connected_ok(record.mac)
+                            for event in events:
+                                for frame in await _HANDLERS[type(event)](event, link):
+                                    await _send(ws, encode_frame(frame))
+                except BaseExceptionGroup as group:
+                    raise _sole(group) from None
     except trio.TooSlowError:
         raise HandshakeFailed("handshake timed out") from None
     finally:
-        if not handshake_done:
+        if handshake_done:
+            attempt.lived = trio.current_time() - admitted_at
+        if slot_held:
             ctx.handshakes.release()
+
+
+#: States in which the device has said its part of the handshake.
+_ANSWERED = (DeviceState.ANSWERED, DeviceState.READY)
+
+
+def _sole(group: BaseExceptionGroup) -> BaseException:
+    """The one failure inside a nursery's exception group (the keep-alive or the session
+    loop), so callers see ConnectionLost, ProtocolError... rather than a group. A group of
+    cancellations only is returned as it is."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        elif not isinstance(exc, trio.Cancelled):
+            leaves.append(exc)
+    return leaves[0] if leaves else group
+
+
+async def _next_events(ws: tw.WebSocketConnection, device: SysclientDevice, quiet: float):
+    """The events of the next frame; or, while silence means something, of ``quiet``
+    seconds without one (spec section 8.2: silence after the digest is not failure)."""
+    if not device.wants_quiet_timer:
+        return device.receive(await _receive(ws))
+    with trio.move_on_after(quiet):
+        return device.receive(await _receive(ws))
+    return device.quiet()
+
+
+async def _keepalive(ws: tw.WebSocketConnection, interval: float, pong_wait: float) -> None:
+    """Ping Devices; a half-open connection (no pong) ends the session (issue 8.13)."""
+    while True:
+        await trio.sleep(interval)
+        with trio.move_on_after(pong_wait) as scope:
+            try:
+                await ws.ping()
+            except (tw.ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+                raise ConnectionLost("closed while pinging") from None
+        if scope.cancelled_caught:
+            raise ConnectionLost(f"no pong from Devices within {pong_wait:g} s")
+
+
+async def _send(ws: tw.WebSocketConnection, data: bytes) -> None:
+    try:
+        await ws.send_message(data)
+    except tw.ConnectionClosed as exc:
+        code = exc.reason.code if exc.reason else "none"
+        raise ConnectionLost(f"closed by Devices ({code}) while sending") from None
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        raise ConnectionLost("connection broke while sending") from None
 
 
 async def _receive(ws: tw.WebSocketConnection) -> bytes:
@@ -210,6 +392,11 @@ class _Link:
     record: PhoneRecord
     ctx: PhoneContext
     tunnel: TunnelEndpoint
+    attempt: _Attempt = attrs.field(factory=_Attempt)
+    #: This connection presented the provisioning code.
+    use_code: bool = False
+    #: The actor gave up on the code: connected on the old password only.
+    code_refused: bool = False
 
     @property
     def mac(self) -> str:
@@ -217,36 +404,69 @@ class _Link:
 
 
 async def _on_password(event: PasswordAssigned, link: _Link) -> list[TunnelFrame]:
-    """Commit the device password first: it is the phone's only credential from now on."""
+    """Commit the device password first: it is the phone's only credential from now on.
+
+    The answer to our code replaces the old password and the old registration's items in
+    one transaction; a password during a session (added to a domain by an administrator)
+    replaces only the password.
+    """
     register_secret(event.password)
-    code = link.record.code
-    stored = await link.ctx.store.call(
-        lambda db: db.set_sysclient_password(link.mac, event.password, code)
-    )
-    if not stored:  # a newer ProvisioningPhone replaced this code meanwhile
-        raise ConnectionLost("provisioning code superseded")
-    await _refresh(link.ctx, link.mac)
-    log.info("sysclient.password_assigned")
+    mac, store = link.mac, link.ctx.store
+    if event.with_code:
+        code = link.record.code
+        stored = await store.call(lambda db: db.set_sysclient_password(mac, event.password, code))
+        if not stored:  # a newer ProvisioningPhone replaced this code meanwhile
+            raise ConnectionLost("provisioning code superseded")
+        link.attempt.code_done = True
+    else:
+        await store.call(lambda db: db.set_sysclient_password(mac, event.password))
+    await _refresh(link.ctx, mac)
+    log.info("sysclient.password_assigned", during_session=not event.with_code)
     return []
 
 
 async def _on_authenticated(event: Authenticated, link: _Link) -> list[TunnelFrame]:
+    if event.code_challenged:
+        # Already in a domain: Devices challenged our code identify and took the stored
+        # password. The code is answered; the password stays (spec section 8.2).
+        mac, code = link.mac, link.record.code
+        await link.ctx.store.call(lambda db: db.code_answered(mac, code))
+        await _refresh(link.ctx, mac)
+        link.attempt.code_done = True
+        log.info("sysclient.code_answered_by_challenge")
     log.info("sysclient.authenticated")
     return []
 
 
 async def _on_config(event: ConfigReceived, link: _Link) -> list[TunnelFrame]:
     item, store, mac = event.item, link.ctx.store, link.mac
+    if item is None:
+        log.debug("sysclient.config_last")  # a bare {"last":...} frame
+        return []
     revision = await store.call(lambda db: db.put_config_item(mac, item.type, item.item))
     log.info("sysclient.config_item", type=item.type, last=item.last, revision=revision)
-    if event.completes_initial:
-        current = link.ctx.directory.get(mac)
-        if current is not None and current.state != "provisioned":
-            await store.call(lambda db: db.set_state(mac, "provisioned"))
-    await _refresh(link.ctx, mac)
-    if event.completes_initial:
-        log.info("phone.config_current" if link.record.assigned else "phone.provisioned")
-        link.ctx.outcomes.report(mac, link.record.code, Outcome(ok=True))
+    # O(1) per item (issue 8.14): update the in-memory record's items in place instead
+    # of reloading every item of the phone from the store.
+    current = link.ctx.directory.get(mac)
+    if current is not None:
+        current.config[item.type] = item.item
+        link.ctx.directory.put(attrs.evolve(current, revision=revision))
+    return []
+
+
+async def _on_settled(event: Settled, link: _Link) -> list[TunnelFrame]:
+    """Admitted and the initial set is in (or Devices stays quiet): the phone is served."""
+    mac, ctx = link.mac, link.ctx
+    if link.code_refused:
+        return []  # connected on the old password; the refused code stays failed
+    if link.use_code and not link.attempt.code_done:
+        return []
+    current = ctx.directory.get(mac)
+    if current is not None and current.state != "provisioned":
+        await ctx.store.call(lambda db: db.set_state(mac, "provisioned"))
+        ctx.directory.put(attrs.evolve(current, state="provisioned", error=""))
+    log.info("phone.provisioned" if link.use_code else "phone.config_current", quiet=event.by_quiet)
+    ctx.outcomes.report(mac, link.record.code, Outcome(ok=True))
     return []
 
 
@@ -263,8 +483,17 @@ async def _on_provision_result(event: ProvisionResult, link: _Link) -> list[Tunn
     return []
 
 
+async def _on_ignored(event: Ignored, link: _Link) -> list[TunnelFrame]:
+    log.debug("sysclient.ignored", what=event.what)
+    return []
+
+
 async def _on_tunnel(event: TunnelReceived, link: _Link) -> list[TunnelFrame]:
-    return link.tunnel.receive(event.frame)
+    ignored = link.tunnel.ignored
+    frames = link.tunnel.receive(event.frame)
+    if link.tunnel.ignored != ignored:
+        log.debug("sysclient.tunnel_event_ignored", tunnel_event=event.frame.event)
+    return frames
 
 
 #: One hop from a Sysclient event to its handler; each returns frames to send back.
@@ -272,8 +501,10 @@ _HANDLERS: dict[type, Callable[[Any, _Link], Awaitable[list[TunnelFrame]]]] = {
     PasswordAssigned: _on_password,
     Authenticated: _on_authenticated,
     ConfigReceived: _on_config,
+    Settled: _on_settled,
     AdminPasswordReceived: _on_admin_password,
     ProvisionResult: _on_provision_result,
+    Ignored: _on_ignored,
     TunnelReceived: _on_tunnel,
 }
 

@@ -3,18 +3,22 @@
 :class:`PhoneDirectory` mirrors the ``phones`` table after every committed write, so the HTTP
 server answers a boot storm from memory. :class:`DevicesLocator` holds the Devices service
 URL the PBX announced. :class:`Outcomes` lets a ``ProvisioningPhone`` request wait for the
-phone actor to finish the first registration.
+phone actor to finish the first registration. :class:`HandshakeLimiter` caps sysclient
+handshakes in flight, first provisionings ahead. :class:`ActorStatus` is what operators see
+of each phone actor (``provd status``, ``provd phones show``).
 """
 
 from __future__ import annotations
 
+import collections
+import time
 from collections.abc import Iterable
 
 import attrs
 import structlog
 import trio
 
-from ..logs import register_secret
+from ..logs import redact_secrets, register_secret
 from ..phones.keys import Key, keys_from
 from ..phones.model import PhoneData
 from ..protocol import ProtocolError
@@ -77,10 +81,55 @@ def _keys(record: PhoneRecord) -> tuple[Key, ...]:
         return ()
 
 
+@attrs.define
+class ActorStatus:
+    """The live state of one phone actor, for operators.
+
+    ``state``: starting, connecting, handshake, connected, backoff, crashed (restart
+    pending), failed (code refused; waits for a new ProvisioningPhone), stopped.
+    """
+
+    state: str = "starting"
+    #: The last failure, log-safe ("" when none since the last good connection).
+    error: str = ""
+    #: Wall-clock time of the last state change.
+    since: float = attrs.field(factory=time.time)
+    #: Crashes (unexpected exceptions) since the actor was (re)started by the supervisor.
+    crashes: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "state": self.state,
+            "error": self.error,
+            "since": round(self.since, 1),
+            "crashes": self.crashes,
+        }
+
+
 class PhoneDirectory:
     def __init__(self) -> None:
         self._records: dict[str, PhoneRecord] = {}
         self._data: dict[str, PhoneData] = {}
+        #: Phone actors' live state by MAC (an entry only while the phone is known).
+        self.actors: dict[str, ActorStatus] = {}
+
+    def actor(self, mac: str) -> ActorStatus:
+        """The status entry of ``mac``'s actor (created on first use)."""
+        status = self.actors.get(mac)
+        if status is None:
+            status = self.actors[mac] = ActorStatus()
+        return status
+
+    def set_actor(self, mac: str, state: str, error: str | None = None) -> None:
+        """Record an actor state change; ``error`` None keeps the last error."""
+        if mac not in self._records:
+            return  # a removed phone leaves no entry behind
+        status = self.actor(mac)
+        status.state = state
+        status.since = time.time()
+        if error is not None:
+            # Shown by `provd status`: scrubbed of every registered secret like a log line.
+            status.error = redact_secrets(None, "", {"error": error})["error"]
 
     def load(self, records: Iterable[PhoneRecord]) -> None:
         for record in records:
@@ -100,6 +149,7 @@ class PhoneDirectory:
     def remove(self, mac: str) -> None:
         self._records.pop(mac, None)
         self._data.pop(mac, None)
+        self.actors.pop(mac, None)
 
     def get(self, mac: str) -> PhoneRecord | None:
         return self._records.get(mac)
@@ -169,26 +219,96 @@ class Outcome:
 
 
 class Outcomes:
-    """First-registration results per (MAC, code), for ``ProvisioningPhone`` answers."""
+    """First-registration results per (MAC, code), for ``ProvisioningPhone`` answers.
+
+    Bounded: one result per MAC (the newest code's), and an event only while someone
+    waits, so a long-running daemon does not accumulate entries (issue 8.12).
+    """
 
     def __init__(self) -> None:
-        self._events: dict[tuple[str, str], trio.Event] = {}
-        self._results: dict[tuple[str, str], Outcome] = {}
+        self._events: dict[str, trio.Event] = {}
+        self._waiters: dict[str, int] = {}
+        self._results: dict[str, tuple[str, Outcome]] = {}
+
+    def __len__(self) -> int:
+        return len(self._results) + len(self._events)
 
     def reset(self, mac: str, code: str) -> None:
-        self._results.pop((mac, code), None)
-        self._events.pop((mac, code), None)
+        result = self._results.get(mac)
+        if result is not None and result[0] == code:
+            del self._results[mac]
+
+    def forget(self, mac: str) -> None:
+        """The phone is gone: drop its result (waiters, if any, keep waiting)."""
+        self._results.pop(mac, None)
 
     def report(self, mac: str, code: str, outcome: Outcome) -> None:
-        key = (mac, code)
-        self._results[key] = outcome
-        event = self._events.pop(key, None)
+        self._results[mac] = (code, outcome)
+        event = self._events.pop(mac, None)
         if event is not None:
             event.set()
 
     async def wait(self, mac: str, code: str) -> Outcome:
-        key = (mac, code)
-        while key not in self._results:
-            event = self._events.setdefault(key, trio.Event())
+        while True:
+            result = self._results.get(mac)
+            if result is not None and result[0] == code:
+                return result[1]
+            event = self._events.get(mac)
+            if event is None:
+                event = self._events[mac] = trio.Event()
+            self._waiters[mac] = self._waiters.get(mac, 0) + 1
+            try:
+                await event.wait()
+            finally:
+                self._waiters[mac] -= 1
+                if not self._waiters[mac]:
+                    del self._waiters[mac]
+                    if self._events.get(mac) is event:
+                        del self._events[mac]
+
+
+class HandshakeLimiter:
+    """At most ``limit`` sysclient handshakes at once; first provisionings (``priority``)
+    may use ``reserved`` more slots and are always woken before waiting reconnects, so a
+    reconnect storm after a restart cannot starve a phone being provisioned now."""
+
+    def __init__(self, limit: int, reserved: int = 0) -> None:
+        self.limit = limit
+        self.reserved = reserved
+        self.in_use = 0
+        self._queues: dict[bool, collections.deque[trio.Event]] = {
+            True: collections.deque(),
+            False: collections.deque(),
+        }
+
+    def _fits(self, priority: bool) -> bool:
+        return self.in_use < self.limit + (self.reserved if priority else 0)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queues[True]) + len(self._queues[False])
+
+    async def acquire(self, priority: bool = False) -> None:
+        ahead = self._queues[True] or (not priority and self._queues[False])
+        if self._fits(priority) and not ahead:
+            self.in_use += 1
+            await trio.lowlevel.checkpoint()
+            return
+        event = trio.Event()
+        self._queues[priority].append(event)
+        try:
             await event.wait()
-        return self._results[key]
+        except BaseException:
+            if event.is_set():
+                self.release()  # the slot was handed over as we were cancelled
+            else:
+                self._queues[priority].remove(event)
+            raise
+
+    def release(self) -> None:
+        self.in_use -= 1
+        for priority in (True, False):
+            queue = self._queues[priority]
+            while queue and self._fits(priority):
+                self.in_use += 1
+                queue.popleft().set()

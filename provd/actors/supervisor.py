@@ -2,10 +2,13 @@
 
 ``start(mac)`` (re)starts a phone's actor: a running one is cancelled first, so a new
 provisioning code always begins with a fresh identify. An actor that crashes with an
-unexpected exception (a bug, never a network error: the actor handles those itself) is
-restarted after a back-off, unless it crashed ``MAX_RESTARTS`` times within
-``RESTART_WINDOW`` seconds; then it stays down and says so in the log. Cancellation is not a
-crash.
+unexpected exception (a bug: the actor handles network, URL and store failures itself) is
+restarted after a back-off that grows up to ``provisioning.restart_cap``; it is never given
+up (issue 8.4). A new Devices URL ends the pause at once, and so does ``start`` (a new
+``ProvisioningPhone``): :meth:`is_running` is false while an actor waits after a crash.
+The pause starts afresh once a run lived ``backoff_reset_after`` seconds. Cancellation is
+not a crash. Per-MAC bookkeeping is dropped when the actor ends, so nothing grows with the
+number of phones ever seen.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from .phone import PhoneContext, run_phone
 
 log = structlog.get_logger("provd.supervisor")
 
-MAX_RESTARTS = 5
-RESTART_WINDOW = 60.0
+#: First pause after a crash, seconds; it doubles up to ``provisioning.restart_cap``.
+RESTART_INITIAL = 1.0
 
 
 class PhoneSupervisor:
@@ -30,6 +33,9 @@ class PhoneSupervisor:
         self._clock = clock
         self._nursery: trio.Nursery | None = None
         self._scopes: dict[str, trio.CancelScope] = {}
+        #: MACs whose actor pauses after a crash.
+        self._pausing: set[str] = set()
+        #: Crashes per MAC of the running actors (dropped when an actor ends or stops).
         self.restarts: dict[str, int] = {}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -50,7 +56,8 @@ class PhoneSupervisor:
         return len(self._scopes)
 
     def is_running(self, mac: str) -> bool:
-        return mac in self._scopes
+        """An actor is working for ``mac`` (not pausing after a crash)."""
+        return mac in self._scopes and mac not in self._pausing
 
     def start(self, mac: str) -> None:
         assert self._nursery is not None, "supervisor not running"
@@ -63,25 +70,49 @@ class PhoneSupervisor:
         scope = self._scopes.pop(mac, None)
         if scope is not None:
             scope.cancel()
+        self._pausing.discard(mac)
+        self.restarts.pop(mac, None)
 
     async def _supervise(self, mac: str, scope: trio.CancelScope) -> None:
-        crashes: list[float] = []
-        backoff = Backoff(initial=1.0, cap=30.0)
+        p = self.ctx.config.provisioning
+        backoff = Backoff(initial=min(RESTART_INITIAL, p.restart_cap), cap=p.restart_cap)
         with scope:
             try:
                 while True:
+                    began = self._clock()
                     try:
                         await run_phone(mac, self.ctx)
                         return
-                    except Exception:
-                        now = self._clock()
-                        crashes = [t for t in crashes if now - t < RESTART_WINDOW] + [now]
-                        self.restarts[mac] = self.restarts.get(mac, 0) + 1
-                        if len(crashes) > MAX_RESTARTS:
-                            log.error("supervisor.gave_up", mac=mac, crashes=len(crashes))
-                            return
-                        log.exception("supervisor.actor_crashed", mac=mac)
-                    await trio.sleep(backoff.next_delay())
+                    except Exception as exc:
+                        if self._clock() - began >= p.backoff_reset_after:
+                            backoff.reset()
+                        crashes = self.restarts.get(mac, 0) + 1
+                        self.restarts[mac] = crashes
+                        delay = backoff.next_delay()
+                        error = f"{type(exc).__name__}: {exc}"[:300]
+                        self._set_actor(mac, "crashed", error, crashes=crashes)
+                        log.error(
+                            "supervisor.actor_crashed",
+                            mac=mac,
+                            error=error,
+                            crashes=crashes,
+                            restart_in=round(delay, 1),
+                        )
+                        log.debug("supervisor.actor_crash_trace", mac=mac, exc_info=True)
+                    self._pausing.add(mac)
+                    try:
+                        with trio.move_on_after(delay):
+                            await self.ctx.locator.wait_changed()  # a new URL: retry now
+                    finally:
+                        self._pausing.discard(mac)
             finally:
                 if self._scopes.get(mac) is scope:
                     del self._scopes[mac]
+                    self.restarts.pop(mac, None)
+
+    def _set_actor(self, mac: str, state: str, error: str | None, crashes: int = 0) -> None:
+        directory = self.ctx.directory
+        directory.set_actor(mac, state, error)
+        status = directory.actors.get(mac)
+        if status is not None and crashes:
+            status.crashes = crashes

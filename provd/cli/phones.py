@@ -112,10 +112,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     if r is None:
         print(f"provd: no phone {mac}", file=sys.stderr)
         return 1
+    actor = control.request(socket_path, "actor", mac=mac, timeout=2.0)
+    if actor is None:
+        actor_line = "daemon not running"
+    elif "state" not in actor:
+        actor_line = "running" if actor.get("running") else "not running"
+    else:
+        actor_line = actor["state"] + (f" ({actor['error']})" if actor.get("error") else "")
     fields = [
         ("mac", r.mac),
         ("state", r.state + (f" ({r.error})" if r.error else "")),
         ("online", _online(r.online, running) + ("" if running else " (daemon not running)")),
+        ("actor", actor_line),
         ("user", r.usename),
         ("name", r.cn),
         ("hwid", r.hwid),

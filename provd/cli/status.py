@@ -70,4 +70,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"last reload    {when} {outcome}")
     if not answer.get("ok", True):
         print("warning        the config file on disk was refused: fix it before a restart")
+    if answer.get("actor_states"):
+        by_state = ", ".join(f"{n} {s}" for s, n in sorted(answer["actor_states"].items()))
+        print(f"actor states   {by_state}")
+    for trouble in answer.get("actor_errors", []):
+        print(f"  {trouble['mac']}  {trouble['state']}: {trouble['error']}")
     return 0

@@ -19,7 +19,10 @@ from .errors import ProtocolError
 #: Cap on an encrypted value, in hex characters (a password, not a payload).
 MAX_CIPHERTEXT_HEX = 4096
 
-#: RC4 key lengths pycryptodome's ARC4 accepts, bytes (a peer's long seed exceeds it).
+#: RC4 key lengths pycryptodome's ARC4 accepts, in bytes. A key is ``seed:password``; a
+#: peer controls the seed (0x0003 ``seed``, MEDIA ``turnSeed``), so a long one must be a
+#: ProtocolError, not a ValueError from the cipher.
+MIN_RC4_KEY = 5
 MAX_RC4_KEY = 256
 
 
@@ -84,12 +87,15 @@ def rc4(key: str, data: bytes) -> bytes:
     """RC4 keyed with the UTF-8 bytes of ``key`` (symmetric: encrypts and decrypts).
 
     Raises:
-        ProtocolError: the key is empty, longer than 256 bytes (a peer's overlong seed) or
-            not valid Unicode.
+        ProtocolError: a key shorter than 5 or longer than 256 bytes (a peer's overlong
+            seed), or not valid Unicode.
     """
     raw = _utf8(key, "RC4 key")
-    if not 1 <= len(raw) <= MAX_RC4_KEY:
-        raise ProtocolError(f"RC4 key of {len(raw)} bytes (1 to {MAX_RC4_KEY} allowed)")
+    if not MIN_RC4_KEY <= len(raw) <= MAX_RC4_KEY:
+        raise ProtocolError(
+            f"RC4 key of {len(raw)} bytes (seed too long or too short?); "
+            f"{MIN_RC4_KEY}..{MAX_RC4_KEY} allowed"
+        )
     return ARC4.new(raw).encrypt(data)
 
 

@@ -1,7 +1,9 @@
 """The Sysclient protocol: binary frames between a device and the Devices app (spec section 6).
 
 Theory of operation: one websocket binary message carries exactly one frame, so framing is
-per message (no stream reassembly). Two frame kinds, integers big-endian::
+per message (no stream reassembly). Two frame kinds, integers big-endian (the SDK's
+``doc/protocol/sysclient.htm`` says only "word"/"dword"; network byte order is our
+assumption, see README "Where the public documentation is silent")::
 
     admin  : 0x01 | type (2 bytes) | JSON (UTF-8)
     tunnel : 0x02 | session (4 bytes) | event (4 bytes) | data
@@ -83,9 +85,12 @@ def encode_frame(frame: Frame) -> bytes:
 def decode_frame(data: bytes, *, max_size: int = MAX_FRAME_SIZE) -> Frame:
     """Decode one binary websocket message.
 
+    An admin type this module does not know decodes to an :class:`AdminFrame` with that
+    type (newer firmware adds messages; receivers ignore them, spec section 8.2).
+
     Raises:
-        ProtocolError: empty, oversized, truncated header, unknown frame kind or admin type,
-            or an admin body that is not a UTF-8 JSON object.
+        ProtocolError: empty, oversized, truncated header, unknown frame kind, or a known
+            admin type whose body is not a UTF-8 JSON object.
     """
     if len(data) > max_size:
         raise ProtocolError(f"sysclient frame of {len(data)} bytes exceeds {max_size}")
@@ -96,9 +101,12 @@ def decode_frame(data: bytes, *, max_size: int = MAX_FRAME_SIZE) -> Frame:
         if len(data) < _ADMIN_HEADER.size:
             raise ProtocolError("truncated admin frame")
         _, admin_type = _ADMIN_HEADER.unpack_from(data)
-        if admin_type not in AdminType._value2member_map_:
-            raise ProtocolError(f"unknown admin type 0x{admin_type:04x}")
-        body = jsonwire.loads_object(data[_ADMIN_HEADER.size :], max_size=max_size)
+        try:
+            body = jsonwire.loads_object(data[_ADMIN_HEADER.size :], max_size=max_size)
+        except ProtocolError:
+            if admin_type in AdminType._value2member_map_:
+                raise
+            body = {}  # newer firmware's message: the receiver ignores it anyway
         return AdminFrame(admin_type, body)
     if kind == TUNNEL:
         if len(data) < _TUNNEL_HEADER.size:
@@ -217,13 +225,22 @@ class ConfigItem:
         return {"config": self.item, "last": self.last}
 
     @classmethod
-    def from_body(cls, body: dict[str, Any]) -> ConfigItem:
+    def from_body(cls, body: dict[str, Any]) -> ConfigItem | None:
         """Accepts ``last`` at top level or inside ``config``.
 
+        Returns None for a bare ``{"last":true}`` (or ``false``) frame without a ``config``:
+        the SDK tutorial reads ``last`` at the top level independently of ``config``
+        (spec section 8.2), so such a frame only closes the initial set.
+
         Raises:
-            ProtocolError: no ``config`` object, no string ``type``, non-boolean ``last``.
+            ProtocolError: a ``config`` that is not an object or has no string ``type``,
+                a non-boolean ``last``.
         """
         config = body.get("config")
+        if config is None and "last" in body:
+            if not isinstance(body["last"], bool):
+                raise ProtocolError("last: expected true or false")
+            return None
         if not isinstance(config, dict):
             raise ProtocolError("config: expected an object")
         ctype = config.get("type")
@@ -235,18 +252,29 @@ class ConfigItem:
         return cls(type=ctype, item=config, last=last)
 
 
+def bare_last(body: dict[str, Any]) -> bool:
+    """The ``last`` flag of a 0x0006 body whose :meth:`ConfigItem.from_body` is None."""
+    return body.get("last") is True
+
+
 def decrypt_turn_password(media: dict[str, Any], sysclient_password: str) -> str | None:
     """``MEDIA.turnPassword`` in clear: encrypted like the admin password, seed ``turnSeed``.
 
+    Only when ``turnSeed`` is longer than one character is the password encrypted; otherwise
+    it is plain (the provisioning tutorial: ``if (strlen(seed) > 1)``, spec section 8.2).
     Returns None when the item has no TURN password. Raises :class:`ProtocolError` when it
     does not decrypt.
     """
     pwd = media.get("turnPassword")
     if not pwd:
         return None
-    seed = media.get("turnSeed")
+    seed = media.get("turnSeed", "")
+    if seed is None:
+        seed = ""
     if not isinstance(seed, str) or not isinstance(pwd, str):
         raise ProtocolError("MEDIA: turnSeed/turnPassword must be strings")
+    if len(seed) <= 1:
+        return pwd
     return crypto.rc4_decrypt_hex(f"{seed}:{sysclient_password}", pwd)
 
 
@@ -255,25 +283,48 @@ def decrypt_turn_password(media: dict[str, Any], sysclient_password: str) -> str
 
 @frozen
 class PasswordAssigned:
-    """Devices accepted the provisioning code; ``password`` is now the device's credential."""
+    """Devices assigned the device a sysclient password; it replaces any stored one.
+
+    ``with_code``: the answer to an identify with a provisioning code (first assignment);
+    otherwise an administrator added the device to a domain during the session
+    (SDK sysclient.htm: "If the sysclient is added to a domain during this session, an
+    admin sysclient password message is received").
+    """
 
     password: str = attrs.field(repr=False)
+    with_code: bool = True
 
 
 @frozen
 class Authenticated:
-    """Devices did not close after our digest; the reconnect is established.
+    """Devices did not close after our digest: the reconnect is established.
 
-    Devices sends no explicit "ok": provd takes the first non-challenge frame after the
-    digest as proof (spec section 6, lifecycle step 2).
+    Devices sends no explicit "ok" and may send nothing at all after a correct digest
+    (SDK: 0x0003 only if the domain deploys a password, config only if one applies).
+    Any frame after the digest, or a quiet period without a close
+    (:meth:`SysclientDevice.quiet`), counts as admission.
     """
+
+    #: True when a challenge answered an identify that carried a provisioning code: the
+    #: device was already in a domain and the stored password admitted it.
+    code_challenged: bool = False
 
 
 @frozen
 class ConfigReceived:
-    item: ConfigItem
-    #: True for the item that closes the initial set (the first ``last``).
+    #: None for a bare ``{"last":...}`` frame.
+    item: ConfigItem | None
+    #: True for the frame that closes the initial set (the first ``last``).
     completes_initial: bool = False
+
+
+@frozen
+class Settled:
+    """The connection is admitted and its initial configuration is in: either the first
+    ``last`` arrived, or Devices stayed quiet (no configuration applies). Once per
+    connection."""
+
+    by_quiet: bool = False
 
 
 @frozen
@@ -291,13 +342,22 @@ class TunnelReceived:
     frame: TunnelFrame
 
 
+@frozen
+class Ignored:
+    """A frame the device does not use (e.g. an admin type of newer firmware); log at debug."""
+
+    what: str
+
+
 SysclientEvent = (
     PasswordAssigned
     | Authenticated
     | ConfigReceived
+    | Settled
     | AdminPasswordReceived
     | ProvisionResult
     | TunnelReceived
+    | Ignored
 )
 
 
@@ -309,24 +369,36 @@ class DeviceState(enum.Enum):
     READY = "ready"
 
 
+#: Device-to-Devices admin types a device ignores if Devices ever echoes them.
+_DEVICE_SENT = (AdminType.IDENTIFY, AdminType.PROVISION)
+
+
 class SysclientDevice:
     """The device side of one Sysclient connection.
 
     Args:
-        identify: how the device introduces itself (without code or digest).
-        code: the provisioning code, for the first connection.
-        password: the stored sysclient password, for every later connection.
+        identify: how the device introduces itself on this connection (without code or
+            digest); the digest is computed from exactly its ``product``/``version``.
+        code: a provisioning code not yet answered by a password.
+        password: the stored sysclient password. With a code as well, it answers a
+            challenge (the device is already in a domain); it is never dropped here.
     """
 
     def __init__(self, identify: Identify, *, code: str | None = None, password: str | None = None):
-        if (code is None) == (password is None):
-            raise ValueError("give either a provisioning code or a stored password")
+        if not code and not password:
+            raise ValueError("give a provisioning code or a stored password")
         self._identify = identify
-        self._code = code
-        self.password = password
+        self._code = code or None
+        self.password = password or None
         self.state = DeviceState.IDLE
         self.initial_config_done = False
+        self.settled = False
+        self._code_challenged = False
         self._out: list[bytes] = []
+
+    @property
+    def identify(self) -> Identify:
+        return self._identify
 
     def start(self) -> bytes:
         """The first frame to send after connecting."""
@@ -343,6 +415,25 @@ class SysclientDevice:
         out, self._out = self._out, []
         return out
 
+    @property
+    def wants_quiet_timer(self) -> bool:
+        """True while silence from Devices means something (:meth:`quiet`)."""
+        return self.state is DeviceState.ANSWERED or (
+            self.state is DeviceState.READY and not self.settled
+        )
+
+    def quiet(self) -> list[SysclientEvent]:
+        """Devices sent nothing for the quiet period (the shell's timer; no close came).
+
+        After the digest that is admission; once admitted without a ``last`` yet, it means
+        no (further) initial configuration is coming.
+        """
+        events = self._authenticated_now()
+        if self.state is DeviceState.READY and not self.settled:
+            self.settled = True
+            events.append(Settled(by_quiet=True))
+        return events
+
     def receive(self, data: bytes) -> list[SysclientEvent]:
         """Handle one received binary message.
 
@@ -350,22 +441,26 @@ class SysclientDevice:
             ProtocolError: malformed frame, or a frame not allowed in the current state.
         """
         frame = decode_frame(data)
+        events: list[SysclientEvent] = self._authenticated_now()
         if isinstance(frame, TunnelFrame):
             self._require_ready("tunnel frame")
-            return [TunnelReceived(frame)]
+            return [*events, TunnelReceived(frame)]
         kind = frame.type
         if kind == AdminType.PASSWORD:
-            return self._on_password(frame.body)
+            return events + self._on_password(frame.body)
         if kind == AdminType.CHALLENGE:
-            return self._on_challenge(frame.body)
-        events: list[SysclientEvent] = self._authenticated_now()
+            return events + self._on_challenge(frame.body)
         if kind == AdminType.CONFIG:
             self._require_ready("configuration item")
             item = ConfigItem.from_body(frame.body)
-            first_last = item.last and not self.initial_config_done
+            is_last = item.last if item is not None else bare_last(frame.body)
+            first_last = is_last and not self.initial_config_done
             if first_last:
                 self.initial_config_done = True
             events.append(ConfigReceived(item, completes_initial=first_last))
+            if first_last and not self.settled:
+                self.settled = True
+                events.append(Settled())
         elif kind == AdminType.ADMIN_PASSWORD:
             self._require_ready("administrative password")
             assert self.password is not None
@@ -373,8 +468,10 @@ class SysclientDevice:
         elif kind == AdminType.PROVISION_RESULT:
             self._require_ready("provision result")
             events.append(ProvisionResult(frame.body))
+        elif kind in _DEVICE_SENT:
+            events.append(Ignored(f"admin type {AdminType(kind).name} sent to a device"))
         else:
-            raise ProtocolError(f"admin type 0x{kind:04x} not expected by a device")
+            events.append(Ignored(f"unknown admin type 0x{kind:04x}"))
         return events
 
     def _require_ready(self, what: str) -> None:
@@ -384,26 +481,33 @@ class SysclientDevice:
     def _authenticated_now(self) -> list[SysclientEvent]:
         if self.state is DeviceState.ANSWERED:
             self.state = DeviceState.READY
-            return [Authenticated()]
+            return [Authenticated(code_challenged=self._code_challenged)]
         return []
 
     def _on_password(self, body: dict[str, Any]) -> list[SysclientEvent]:
-        if self.state is not DeviceState.IDENTIFYING:
-            raise ProtocolError("sysclient password without a provisioning code")
         password = _str(body, "password")
         if not password or len(password) > 256:
             raise ProtocolError("sysclient password empty or too long")
+        with_code = self.state is DeviceState.IDENTIFYING
+        if self.state is not DeviceState.READY:
+            # The answer to our code, or the device was added to a domain before it
+            # could answer a challenge: either way it is in now.
+            self.state = DeviceState.READY
         self.password = password
-        self.state = DeviceState.READY
-        return [PasswordAssigned(password)]
+        return [PasswordAssigned(password, with_code=with_code)]
 
     def _on_challenge(self, body: dict[str, Any]) -> list[SysclientEvent]:
-        if self.state is not DeviceState.AWAITING_CHALLENGE:
+        if self.state not in (DeviceState.AWAITING_CHALLENGE, DeviceState.IDENTIFYING):
             raise ProtocolError(f"challenge not expected ({self.state.value})")
         challenge = _str(body, "challenge")
         if not challenge or len(challenge) > 256:
             raise ProtocolError("challenge empty or too long")
-        assert self.password is not None
+        if self.password is None:
+            raise ProtocolError(
+                "challenged after a provisioning code, but no stored sysclient password: "
+                "the device is already in a Devices domain"
+            )
+        self._code_challenged = self.state is DeviceState.IDENTIFYING
         digest = challenge_digest(self._identify, challenge, self.password)
         self._out.append(encode_frame(attrs.evolve(self._identify, digest=digest).to_frame()))
         self.state = DeviceState.ANSWERED

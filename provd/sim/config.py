@@ -137,6 +137,27 @@ class DevicesConfig:
     tunnel_chunk: int = 16384
     #: Seconds to wait for a device's tunnel answer before 504.
     tunnel_timeout: float = 10.0
+    # --- sysclient variants (spec section 8.2); defaults: what the SDK documents most directly
+    #: After a correct digest: "silent" (nothing; 0x0003 and config only when they change)
+    #: or "resend" (the administrative password and the full configuration again).
+    after_digest: str = "silent"
+    #: How a configuration run ends: "bare" (a separate {"last":true} frame) or "item"
+    #: (``last`` on the final item).
+    last_frame: str = "bare"
+    #: A device already in a domain identifying with a new code: "password" (a fresh
+    #: password, moved to the code's category) or "challenge" (challenged; code ignored).
+    code_when_known: str = "password"
+    #: Seconds into every admitted session after which Devices assigns a fresh sysclient
+    #: password (0x0001), as when an administrator adds the device to a domain; 0 = never.
+    password_mid_session: float = 0.0
+    #: Send an unknown admin type (0x0007) and an unknown tunnel event (9) after admission.
+    unknown_messages: bool = False
+    #: A refused sysclient (unknown device, wrong digest, bad code): "close" the socket, or
+    #: "keep" it open and silent (shown as unassigned).
+    refused: str = "close"
+    #: Frames that break the SDK layout (a SEND_RESULT with payload): true = the tunnel
+    #: request fails with 502; false = tolerated. Either way they are counted.
+    strict_frames: bool = True
     domains: tuple[DomainConfig, ...] = attrs.field(default=(), converter=_tuple)
 
 
@@ -216,6 +237,16 @@ class SimConfig:
             raise ConfigError("devices.categories_per_result: must be at least 1")
         if not 1 <= self.devices.tunnel_chunk <= 65536:
             raise ConfigError("devices.tunnel_chunk: must be 1..65536")
+        for key, allowed in (
+            ("after_digest", ("silent", "resend")),
+            ("last_frame", ("bare", "item")),
+            ("code_when_known", ("password", "challenge")),
+            ("refused", ("close", "keep")),
+        ):
+            if getattr(self.devices, key) not in allowed:
+                raise ConfigError(f"devices.{key}: expected {' or '.join(allowed)}")
+        if self.devices.password_mid_session < 0:
+            raise ConfigError("devices.password_mid_session: must be 0 or more")
         for i, domain in enumerate(self.devices.domains):
             for j, cat in enumerate(domain.categories):
                 for k, item in enumerate(cat.extra):

@@ -84,6 +84,7 @@ class _SysclientConn:
         self.lock = trio.Lock()
         self.tunnels: dict[int, trio.MemorySendChannel[TunnelFrame]] = {}
         self.dropped = False
+        self.nursery: trio.Nursery | None = None
 
     async def flush(self) -> None:
         """Send what the state machine queued (and honour drop-after-sent rules)."""
@@ -127,12 +128,28 @@ class DevicesApp:
         self._online: dict[str, _SysclientConn] = {}
         self._live: set[tw.WebSocketConnection] = set()
         self._tunnel_ids = itertools.count(1)
+        #: Device frames that broke the SDK layout, as ``(mac, description)``.
+        self.violations: list[tuple[str, str]] = []
+        #: Sysclients refused but kept open (``refused = "keep"``), by first identify's id.
+        self.kept_refused: list[str] = []
 
     # --- observable state ------------------------------------------------------------------
 
     def online_macs(self) -> set[str]:
         """MACs with an admitted sysclient connection right now."""
         return set(self._online)
+
+    async def assign_password(self, mac: str) -> str | None:
+        """An administrator adds the connected device to a domain during its session: a
+        fresh 0x0001 goes out now. Returns the password, None when not connected."""
+        conn = self._online.get(mac)
+        if conn is None:
+            return None
+        password = conn.machine.assign_password()
+        with contextlib.suppress(ConnectionLost):
+            await conn.flush()
+        log.info("sysclient.password_reassigned", mac=mac)
+        return password
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -338,10 +355,19 @@ class DevicesApp:
     # --- sysclients ----------------------------------------------------------------------------
 
     async def _sysclient(self, ws: tw.WebSocketConnection) -> None:
-        machine = SysclientServer(self.domain, last_inside_config=self.config.last_inside_config)
+        machine = SysclientServer(
+            self.domain,
+            last_inside_config=self.config.last_inside_config,
+            after_digest=self.config.after_digest,
+            last_frame=self.config.last_frame,
+            code_when_known=self.config.code_when_known,
+        )
         conn = _SysclientConn(ws, machine, self.faults)
         try:
-            await self._sysclient_loop(conn)
+            async with trio.open_nursery() as nursery:
+                conn.nursery = nursery
+                await self._sysclient_loop(conn)
+                nursery.cancel_scope.cancel()
         except ConnectionLost:
             pass
         finally:
@@ -374,12 +400,18 @@ class DevicesApp:
                 log.info("sysclient.fault_drop", after=machine.last_received, mac=machine.mac)
                 await conn.ws.aclose(1001, "fault: drop")
                 return
-            if machine.state is not ServerState.CLOSED and events:
-                await self._delay(Party.SYSCLIENT)
+            if machine.state is not ServerState.CLOSED and (events or machine.has_outgoing):
+                await self._delay(Party.SYSCLIENT)  # before every answer, the challenge too
             await conn.flush()
             for event in events:
                 if isinstance(event, Closed):
                     log.info("sysclient.refused", reason=event.reason)
+                    if self.config.refused == "keep":
+                        # Left connected and silent, shown as unassigned (spec section 6.5).
+                        ident = machine.identity
+                        self.kept_refused.append(ident.id if ident else "?")
+                        self.watch.notify()
+                        continue
                     await conn.ws.aclose(REFUSED_CODE, "refused")
                     return
                 if isinstance(event, Admitted):
@@ -407,7 +439,21 @@ class DevicesApp:
         )
         if admission is not None and admission.first_use:
             self._notify_provisioned(admission.code.owner, event.device, admission.code.code)
+        if self.config.unknown_messages:
+            conn.machine.send_unknown()
+            await conn.flush()
+        if self.config.password_mid_session > 0 and conn.nursery is not None:
+            conn.nursery.start_soon(self._password_later, conn, mac)
         self.watch.notify()
+
+    async def _password_later(self, conn: _SysclientConn, mac: str) -> None:
+        await trio.sleep(self.config.password_mid_session)
+        if self._online.get(mac) is conn:
+            conn.machine.assign_password()
+            with contextlib.suppress(ConnectionLost):
+                await conn.flush()
+            log.info("sysclient.password_reassigned", mac=mac)
+            self.watch.notify()
 
     async def _route_tunnel(self, conn: _SysclientConn, frame: TunnelFrame) -> None:
         channel = conn.tunnels.get(frame.session)
@@ -437,7 +483,11 @@ class DevicesApp:
                 502 if mac in self.domain.devices else 404,
                 "device offline" if mac in self.domain.devices else "unknown device",
             )
-        relay = TunnelRelay(next(self._tunnel_ids), chunk=self.config.tunnel_chunk)
+        relay = TunnelRelay(
+            next(self._tunnel_ids),
+            chunk=self.config.tunnel_chunk,
+            strict=self.config.strict_frames,
+        )
         send, receive = trio.open_memory_channel[TunnelFrame](16)
         conn.tunnels[relay.session] = send
         log.info("passthrough.request", mac=mac, method=method, session=relay.session)
@@ -448,11 +498,13 @@ class DevicesApp:
                     try:
                         replies = relay.on_frame(frame)
                     except TunnelError as exc:
+                        self.violations += [(mac, v) for v in relay.violations]
                         log.info("passthrough.tunnel_error", mac=mac, reason=str(exc))
                         await conn.send_frames([TunnelFrame(relay.session, TunnelEvent.SHUTDOWN)])
                         raise PassthroughError(502, "bad answer from device") from None
                     await conn.send_frames(replies)
                     if relay.done:
+                        self.violations += [(mac, v) for v in relay.violations]
                         assert relay.response is not None
                         return relay.response
         except trio.TooSlowError:

@@ -138,7 +138,8 @@ class DevicesDomain:
         self.on_change = on_change
         self.password_factory = password_factory
         self._new_code = code_factory
-        self._new_seed = seed_factory
+        #: Seeds for 0x0003 and MEDIA turnSeed (replaceable: ``Faults.seed_length``).
+        self.seed_factory = seed_factory
         self.domains: dict[int, DomainRecord] = {}
         self.categories: dict[int, CategoryRecord] = {}
         self.codes: dict[str, CodeRecord] = {}
@@ -306,6 +307,16 @@ class DevicesDomain:
         self._describe(device, ident)
         return device
 
+    def reassign_password(self, mac: str) -> str:
+        """A fresh sysclient password for a known device (an administrator added it to a
+        domain during its session); the old one stops working. Raises KeyError."""
+        device = self.devices[mac]
+        password = self.password_factory()
+        device.password = password
+        self.passwords_issued.setdefault(mac, []).append(password)
+        self.on_change()
+        return password
+
     def set_online(self, mac: str, online: bool) -> None:
         device = self.devices.get(mac)
         if device is not None and device.online != online:
@@ -327,7 +338,7 @@ class DevicesDomain:
         plaintext = self.domains[device.domain_id].admin_password
         if not plaintext:
             return None
-        return encrypt_admin_password(self._new_seed(), plaintext, device.password)
+        return _encrypt(self.seed_factory(), plaintext, device.password)
 
     def config_items(self, device: DeviceRecord, types: set[str] | None = None) -> list[dict]:
         """The category's configuration items for ``device`` (only ``types`` if given).
@@ -338,11 +349,11 @@ class DevicesDomain:
         items = [item for item in plain_items(settings) if types is None or item["type"] in types]
         for item in items:
             if item["type"] == "MEDIA" and item.get("turnPassword"):
-                seed = self._new_seed()
+                seed = self.seed_factory()
                 item["turnSeed"] = seed
-                item["turnPassword"] = encrypt_admin_password(
-                    seed, item["turnPassword"], device.password
-                )["pwd"]
+                if len(seed) > 1:  # else sent plain (tutorial: ``if (strlen(seed) > 1)``)
+                    pwd = _encrypt(seed, item["turnPassword"], device.password)["pwd"]
+                    item["turnPassword"] = pwd
         return items
 
     def update_category(self, domain_id: int, name: str, **changes: Any) -> set[str]:
@@ -410,6 +421,19 @@ class DevicesDomain:
             if found:
                 code = CodeRecord(domain_id=found[0], category_id=found[1], **entry)
                 self.codes[code.code] = code
+
+
+def _encrypt(seed: str, plaintext: str, password: str) -> dict[str, str]:
+    """The 0x0003 body. RC4 ignores key bytes past the 256th (its key schedule indexes the
+    key modulo its length over 256 steps), so a Devices with a long seed still produces a
+    valid ciphertext: the simulator can send what provd must survive."""
+    key = f"{seed}:{password}"
+    if len(key.encode()) <= crypto.MAX_RC4_KEY:
+        return encrypt_admin_password(seed, plaintext, password)
+    raw = key.encode()[: crypto.MAX_RC4_KEY]
+    from Crypto.Cipher import ARC4
+
+    return {"seed": seed, "pwd": ARC4.new(raw).encrypt(plaintext.encode()).hex()}
 
 
 def plain_items(settings: CategoryConfig) -> list[dict[str, Any]]:

@@ -132,3 +132,17 @@ class Faults(FaultPlan):
     def expire_codes(self, codes: list[str] | None = None) -> None:
         """Expire the given codes (default: all issued so far)."""
         self._app().domain.expire_codes(codes)
+
+    def seed_length(self, length: int | None) -> None:
+        """Seeds for 0x0003 and MEDIA ``turnSeed`` of ``length`` characters (e.g. 300: an
+        RC4 key longer than 256 bytes); None: back to 16 digits."""
+        from ..protocol import crypto
+
+        domain = self._app().domain
+        n = 16 if length is None else length
+        domain.seed_factory = lambda: crypto.new_challenge(n) if n else ""
+
+    async def assign_password(self, mac: str) -> str | None:
+        """An administrator adds the connected device to a domain during its session: a
+        fresh sysclient password (0x0001) goes out now. None when it is not connected."""
+        return await self._app().assign_password(mac)

@@ -6,7 +6,9 @@ bytes with ``RECEIVE`` (event 1, 4-byte big-endian length). Each ``RECEIVE_RESUL
 (event 2) must honour that length; an empty one means end of stream. We ask again until
 h11 has a complete response, then ``SHUTDOWN`` (event 4). A device's ``SHUTDOWN`` ends the
 stream (h11 decides whether what arrived is complete) and is answered with ``SHUTDOWN``.
-``SEND_RESULT`` (event 3) is an acknowledgement and changes nothing.
+``SEND_RESULT`` (event 3) is an acknowledgement and changes nothing; it carries no payload
+(SDK: "No further data is sent"): one with a payload is a layout violation, recorded in
+:attr:`TunnelRelay.violations` and, with ``strict``, a :class:`TunnelError`.
 
 h11 builds the request and parses the response, so chunked and close-delimited bodies work.
 """
@@ -51,9 +53,12 @@ class TunnelError(Exception):
 
 
 class TunnelRelay:
-    def __init__(self, session: int, *, chunk: int = 16384) -> None:
+    def __init__(self, session: int, *, chunk: int = 16384, strict: bool = True) -> None:
         self.session = session
         self.chunk = chunk
+        self.strict = strict
+        #: Frames from the device that break the SDK layout, described.
+        self.violations: list[str] = []
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=64 * 1024)
         self._waiting_for: int | None = None
         self._status: int | None = None
@@ -89,6 +94,10 @@ class TunnelRelay:
         if self.done:
             return []
         if frame.event == TunnelEvent.SEND_RESULT:
+            if frame.data:
+                self.violations.append(f"SEND_RESULT with {len(frame.data)} bytes of payload")
+                if self.strict:
+                    raise TunnelError(self.violations[-1])
             return []
         if frame.event == TunnelEvent.SHUTDOWN:
             self._feed(b"")

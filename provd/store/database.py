@@ -40,6 +40,7 @@ _PHONE_COLUMNS = [
     "revision",
     "created",
     "updated",
+    "password_code",
 ]
 
 
@@ -203,7 +204,8 @@ class Database:
         domain: str,
         dns: str,
     ) -> tuple[PhoneRecord, bool]:
-        """Store a ``ProvisioningPhone``. A new code resets the device credential.
+        """Store a ``ProvisioningPhone``. A new code is pending until Devices answers it;
+        the stored device credential stays until its replacement is committed.
 
         Returns:
             The record and whether the code changed (the actor must identify anew).
@@ -237,7 +239,7 @@ class Database:
                 self.db["phones"].insert(values)
             else:
                 if new_code:
-                    values |= {"state": "pending", "error": "", "sysclient_password": ""}
+                    values |= {"state": "pending", "error": ""}
                 self.db["phones"].update(mac, values)
         record = self.phone(mac)
         assert record is not None
@@ -248,15 +250,36 @@ class Database:
 
         With ``code`` given, the write only lands while the phone still has that code: a
         password from a registration that a newer ``ProvisioningPhone`` superseded must
-        not end up on the new code's record. Returns whether it was stored.
+        not end up on the new code's record. It also marks the code answered and drops the
+        configuration items of the previous registration (the new one's follow), in the
+        same transaction. Without ``code`` (a password assigned during a session) only the
+        password changes. Returns whether it was stored.
         """
-        query = "UPDATE phones SET sysclient_password = ?, updated = ? WHERE mac = ?"
-        params: list[Any] = [password, self._clock(), mac]
-        if code is not None:
-            query += " AND code = ?"
-            params.append(code)
+        now = self._clock()
         with self.db.conn:
-            return self.db.execute(query, params).rowcount > 0
+            if code is None:
+                query = "UPDATE phones SET sysclient_password = ?, updated = ? WHERE mac = ?"
+                return self.db.execute(query, [password, now, mac]).rowcount > 0
+            stored = self.db.execute(
+                "UPDATE phones SET sysclient_password = ?, password_code = ?, updated = ?"
+                " WHERE mac = ? AND code = ?",
+                [password, code, now, mac, code],
+            ).rowcount
+            if stored and self.db.execute("DELETE FROM config_items WHERE mac = ?", [mac]).rowcount:
+                self.db.execute("UPDATE phones SET revision = revision + 1 WHERE mac = ?", [mac])
+            return stored > 0
+
+    def code_answered(self, mac: str, code: str) -> bool:
+        """Devices admitted the phone on its stored password although it presented ``code``
+        (it was already in a domain): the code is answered, the password stays."""
+        with self.db.conn:
+            return (
+                self.db.execute(
+                    "UPDATE phones SET password_code = ?, updated = ? WHERE mac = ? AND code = ?",
+                    [code, self._clock(), mac, code],
+                ).rowcount
+                > 0
+            )
 
     def set_admin_password(self, mac: str, password: str) -> None:
         """Store the administrative password Devices deployed; a change bumps the revision

@@ -34,8 +34,16 @@ class PhoneRecord:
     #: keys (``{"kind","target","label"}`` each), from ``provd phones keys``.
     key_category: str = ""
     keys: tuple[dict[str, str], ...] = attrs.field(default=(), converter=tuple)
+    #: The provisioning code the stored sysclient password was assigned for (or answered).
+    password_code: str = ""
 
     @property
     def assigned(self) -> bool:
         """Devices gave this phone a password: reconnect with the challenge, not the code."""
         return bool(self.sysclient_password)
+
+    @property
+    def code_pending(self) -> bool:
+        """A provisioning code Devices has not answered yet: identify with it (keeping any
+        stored password for a challenge) until a new password is committed."""
+        return bool(self.code) and self.code != self.password_code

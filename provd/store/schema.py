@@ -76,7 +76,17 @@ def _v3(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+def _v4(db: sqlite_utils.Database) -> None:
+    """``password_code``: the provisioning code the stored sysclient password answered.
+
+    A new code no longer wipes the password (a refused re-provisioning keeps the working
+    credential); a code differing from ``password_code`` is one still to be presented.
+    """
+    db["phones"].add_column("password_code", str, not_null_default="")
+    db.execute("UPDATE phones SET password_code = code WHERE sysclient_password != ''")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 VERSION = len(MIGRATIONS)
 
 

@@ -17,7 +17,7 @@ async def test_at_most_max_handshakes_in_flight(tmp_path, nursery):
         db.upsert_phone(
             mac=mac, code="1", hwid=mac, usename="u", cn="c", password="p", domain="d", dns="x"
         )
-        db.set_sysclient_password(mac, f"{i:032d}")
+        db.set_sysclient_password(mac, f"{i:032d}", "1")  # code "1" answered
     db.close()
 
     open_now: list = []

@@ -1,46 +1,104 @@
-"""The phone supervisor: one-for-one restarts with an intensity limit; stop cancels."""
+"""The phone supervisor: one-for-one restarts with growing pauses, never given up;
+stop cancels."""
+
+import itertools
 
 import trio
 from structlog.testing import capture_logs
 
 from provd.actors import supervisor as supervisor_module
-from provd.actors.supervisor import MAX_RESTARTS, PhoneSupervisor
+from provd.actors.state import DevicesLocator, PhoneDirectory
+from provd.actors.supervisor import PhoneSupervisor
+from provd.config import Config
 from provd.store.records import PhoneRecord
 
 
-class FakeDirectory:
-    def __init__(self, macs):
-        self._records = [PhoneRecord(mac=m, code="1", sysclient_password="p") for m in macs]
-
-    def all(self):
-        return self._records
-
-
 class FakeContext:
-    def __init__(self, macs):
-        self.directory = FakeDirectory(macs)
+    def __init__(self, macs, **provisioning):
+        self.directory = PhoneDirectory()
+        self.directory.load(PhoneRecord(mac=m, code="1", sysclient_password="p") for m in macs)
+        self.locator = DevicesLocator()
+        self.config = Config.from_mapping(
+            {"appservice": {"password": "x"}, "provisioning": provisioning}
+        )
 
 
-async def test_crashing_actor_restarted_then_given_up(monkeypatch, autojump_clock, nursery):
-    """A crashing actor is restarted with back-off, and left down after too many crashes."""
+async def test_crashing_actor_restarted_forever_with_capped_pauses(
+    monkeypatch, autojump_clock, nursery
+):
+    """Found 8.4: a crashing actor is restarted with growing pauses up to restart_cap and
+    never given up; its state and last error are visible."""
     calls = []
-    last_crash = trio.Event()
+    enough = trio.Event()
 
     async def crash(mac, ctx):
-        calls.append(mac)
-        if len(calls) == MAX_RESTARTS + 1:
-            last_crash.set()
+        calls.append(trio.current_time())
+        if len(calls) == 30:
+            enough.set()
         raise RuntimeError("bug")
 
     monkeypatch.setattr(supervisor_module, "run_phone", crash)
-    sup = PhoneSupervisor(FakeContext(["112233445566"]), clock=trio.current_time)
+    ctx = FakeContext(["112233445566"], restart_cap=120.0)
+    sup = PhoneSupervisor(ctx, clock=trio.current_time)
     with capture_logs() as events:
         await nursery.start(sup.run)
-        await last_crash.wait()
+        await enough.wait()
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
+    assert max(gaps) <= 120.0 and max(gaps[-5:]) >= 60.0  # grew to the cap's range
+    assert not any(e["event"] == "supervisor.gave_up" for e in events)
+    status = ctx.directory.actors["112233445566"]
+    assert status.state == "crashed" and "RuntimeError: bug" in status.error
+    assert status.crashes >= 29
+    assert not sup.is_running("112233445566")  # pausing: a ProvisioningPhone restarts it
+    sup.start("112233445566")
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(calls) == 31  # at once, not after the pause
+
+
+async def test_new_devices_url_ends_the_pause(monkeypatch, autojump_clock, nursery):
+    """Found 8.4: a new Devices URL restarts a crashed actor at once."""
+    calls = []
+    eighth = trio.Event()
+
+    async def crash(mac, ctx):
+        calls.append(trio.current_time())
+        if len(calls) == 8:
+            eighth.set()
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(supervisor_module, "run_phone", crash)
+    ctx = FakeContext(["112233445566"], restart_cap=600.0)
+    sup = PhoneSupervisor(ctx, clock=trio.current_time)
+    await nursery.start(sup.run)
+    await eighth.wait()
+    await trio.testing.wait_all_tasks_blocked()
+    before = len(calls)
+    now = trio.current_time()
+    ctx.locator.set("ws://127.0.0.1:1/devices/")
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(calls) == before + 1 and calls[-1] == now
+
+
+async def test_restart_counters_pruned(monkeypatch, autojump_clock, nursery):
+    """Found 8.12: per-MAC crash counters go when the actor ends or is stopped."""
+
+    ended = []
+
+    async def crash_then_return(mac, ctx):
+        if not ctx.directory.actors.get(mac) or ctx.directory.actors[mac].crashes == 0:
+            raise RuntimeError("once")
+        ended.append(mac)
+
+    monkeypatch.setattr(supervisor_module, "run_phone", crash_then_return)
+    monkeypatch.setattr(supervisor_module, "RESTART_INITIAL", 0.001)
+    macs = [f"0004f2{i:06x}" for i in range(50)]
+    sup = PhoneSupervisor(FakeContext(macs))
+    await nursery.start(sup.run)
+    with trio.fail_after(5):
+        await trio.sleep(2)  # virtual time: every pause (<= 2 ms) is over
         await trio.testing.wait_all_tasks_blocked()
-    assert not sup.is_running("112233445566")
-    assert len(calls) == MAX_RESTARTS + 1
-    assert any(e["event"] == "supervisor.gave_up" for e in events)
+    assert len(ended) == 50
+    assert sup.restarts == {} and sup.running == 0
 
 
 async def test_stop_cancels_and_start_restarts(monkeypatch, nursery):

@@ -57,6 +57,7 @@ class ProvdProcess(DaemonChild):
         password: str = INSTANCE_PASSWORD,
         level: str = "info",
         extra: str = "",
+        provisioning: str = "",
     ) -> None:
         super().__init__(workdir / "provd.toml", cwd=workdir)
         self.workdir = workdir
@@ -65,6 +66,8 @@ class ProvdProcess(DaemonChild):
         self.password = password
         self.level = level
         self.extra = extra
+        #: Further ``[provisioning]`` lines (``key = value\n``...), e.g. ping settings.
+        self.provisioning = provisioning
         self.port = 0
 
     def write_config(self) -> None:
@@ -75,7 +78,7 @@ class ProvdProcess(DaemonChild):
             f'[store]\npath = "{self.workdir / "provd.db"}"\n'
             f'[log]\nlevel = "{self.level}"\nformat = "kv"\n'
             "[provisioning]\ntimeout = 15.0\nbackoff_initial = 0.05\nbackoff_cap = 0.5\n"
-            "handshake_timeout = 5.0\n"
+            "handshake_timeout = 5.0\n" + self.provisioning + "\n"
             f'[control]\nsocket = "{self.socket}"\n' + self.extra
         )
 

@@ -55,7 +55,6 @@ class TestFrames:
             (b"\x01\x00", "truncated admin"),
             (b"\x02\x00\x00\x00\x01\x00\x00", "truncated tunnel"),
             (b"\x03abc", "unknown sysclient frame kind"),
-            (b"\x01\x00\x07{}", "unknown admin type"),
             (b"\x01\x00\x06\xff", "UTF-8"),
             (b"\x01\x00\x06[1]", "not a JSON object"),
             (b"\x01\x00\x06" + b" " * (300 * 1024), "exceeds"),
@@ -145,7 +144,15 @@ class TestSecrets:
         assert decrypt_turn_password(media, PASSWORD) == "turn-secret"
         assert decrypt_turn_password({"type": "MEDIA"}, PASSWORD) is None
         with pytest.raises(ProtocolError):
-            decrypt_turn_password({"turnPassword": "abc", "turnSeed": "x"}, PASSWORD)
+            decrypt_turn_password({"turnPassword": "abc", "turnSeed": "xy"}, PASSWORD)
+
+    @pytest.mark.parametrize("seed", ["", "x", None])
+    def test_turn_password_plain_without_real_seed(self, seed):
+        """Found 9.9: a turnSeed of at most one character means turnPassword is plain
+        (tutorial: ``if (strlen(seed) > 1)``)."""
+        media = {"type": "MEDIA", "turnSeed": seed, "turnPassword": "plain-Turn-1"}
+        assert decrypt_turn_password(media, PASSWORD) == "plain-Turn-1"
+        assert decrypt_turn_password({"turnPassword": "abc"}, PASSWORD) == "abc"
 
 
 class TestConfigItem:
@@ -256,12 +263,14 @@ class TestDeviceReconnect:
             TunnelReceived(TunnelFrame(1, 0, b"x"))
         ]
 
-    def test_password_frame_on_reconnect_refused(self):
-        """A password frame without a code is refused."""
+    def test_password_frame_before_challenge_admits(self):
+        """A password frame instead of a challenge: the device was added to a domain."""
         dev = SysclientDevice(IDENT, password=PASSWORD)
         dev.start()
-        with pytest.raises(ProtocolError):
-            dev.receive(admin(AdminType.PASSWORD, {"password": "x"}))
+        assert dev.receive(admin(AdminType.PASSWORD, {"password": "x" * 32})) == [
+            PasswordAssigned("x" * 32, with_code=False)
+        ]
+        assert dev.state is DeviceState.READY
 
     @given(st.lists(st.binary(max_size=60), max_size=8))
     @FUZZ
@@ -274,9 +283,8 @@ class TestDeviceReconnect:
                 dev.receive(f)
 
 
-def test_device_needs_exactly_one_credential():
-    """A device needs a code or a password, not both or neither."""
+def test_device_needs_a_credential():
+    """A device needs a code or a password (or both: a code, and the password it keeps)."""
     with pytest.raises(ValueError):
         SysclientDevice(IDENT)
-    with pytest.raises(ValueError):
-        SysclientDevice(IDENT, code="1", password="p")
+    SysclientDevice(IDENT, code="1", password="p")

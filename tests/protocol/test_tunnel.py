@@ -20,7 +20,7 @@ def test_request_then_receives_in_chunks_then_shutdown():
     seen = []
     tunnel = TunnelEndpoint(lambda req: seen.append(req) or RESPONSE)
     out = tunnel.receive(TunnelFrame(7, TunnelEvent.SEND, b"GET / HTTP/1.1\r\n\r\n"))
-    assert out == [TunnelFrame(7, TunnelEvent.SEND_RESULT, struct.pack(">I", 18))]
+    assert out == [TunnelFrame(7, TunnelEvent.SEND_RESULT)]  # no payload (SDK)
     assert seen == [b"GET / HTTP/1.1\r\n\r\n"]
     chunks = []
     while True:
@@ -55,7 +55,6 @@ def test_shutdown_answered_with_shutdown():
     "frame",
     [
         TunnelFrame(1, TunnelEvent.RECEIVE, b"\x00"),
-        TunnelFrame(1, 9, b""),
         TunnelFrame(1, TunnelEvent.SEND, b"x" * 70000),
     ],
 )
@@ -63,3 +62,32 @@ def test_bad_frames(frame):
     """Malformed tunnel input is a ProtocolError."""
     with pytest.raises(ProtocolError):
         TunnelEndpoint(lambda req: RESPONSE).receive(frame)
+
+
+def test_send_result_is_header_only_on_the_wire():
+    """Found 9.6: SEND_RESULT carries no payload ("No further data is sent")."""
+    from provd.protocol.sysclient import encode_frame
+
+    tunnel = TunnelEndpoint(lambda req: RESPONSE)
+    (ack,) = tunnel.receive(TunnelFrame(3, TunnelEvent.SEND, b"GET"))
+    assert encode_frame(ack) == b"\x02\x00\x00\x00\x03\x00\x00\x00\x03"
+
+
+def test_shutdown_answered_even_after_own_shutdown():
+    """Found 9.6: provd shut the exhausted session first; Devices' shutdown is answered."""
+    tunnel = TunnelEndpoint(lambda req: RESPONSE)
+    tunnel.receive(TunnelFrame(4, TunnelEvent.SEND, b"GET / HTTP/1.1\r\n\r\n"))
+    assert tunnel.receive(want(4, 1000))[0].event == TunnelEvent.RECEIVE_RESULT
+    assert tunnel.receive(want(4, 1000)) == [TunnelFrame(4, TunnelEvent.SHUTDOWN)]
+    assert tunnel.receive(TunnelFrame(4, TunnelEvent.SHUTDOWN)) == [
+        TunnelFrame(4, TunnelEvent.SHUTDOWN)
+    ]
+    assert tunnel.receive(TunnelFrame(4, TunnelEvent.SHUTDOWN)) == []  # once, no ping-pong
+
+
+@pytest.mark.parametrize("event", [2, 3, 9, 0xFFFFFFFF])
+def test_unknown_or_device_events_ignored(event):
+    """Found 9.5: unknown tunnel events (newer firmware) are ignored, never an error."""
+    tunnel = TunnelEndpoint(lambda req: RESPONSE)
+    assert tunnel.receive(TunnelFrame(1, event, b"abc")) == []
+    assert tunnel.ignored == 1

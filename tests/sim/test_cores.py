@@ -51,9 +51,9 @@ def domain(clock):
     return DevicesDomain(sim_config().devices.domains, clock=clock)
 
 
-def pair(domain, ident=IDENT, **device_kwargs):
+def pair(domain, ident=IDENT, server_kwargs=None, **device_kwargs):
     """Run a device core against a server core until neither has anything to say."""
-    server = SysclientServer(domain)
+    server = SysclientServer(domain, **(server_kwargs or {}))
     device = SysclientDevice(ident, **device_kwargs)
     device_events, server_events = [], []
     to_server = [device.start()]
@@ -145,13 +145,21 @@ class TestSysclientServer:
             == ADMIN_PASSWORD
         )
         media = next(
-            e.item.item for e in events if isinstance(e, ConfigReceived) and e.item.type == "MEDIA"
+            e.item.item
+            for e in events
+            if isinstance(e, ConfigReceived) and e.item and e.item.type == "MEDIA"
         )
         assert decrypt_turn_password(media, password) == TURN_PASSWORD
         assert device.initial_config_done
+        # Default: Devices is silent after a correct digest; the quiet timer admits.
         device2, _, events2, server_events2 = pair(domain, password=password)
-        assert isinstance(events2[0], Authenticated) and device2.initial_config_done
-        assert server_events2 == [Admitted(domain.devices[IDENT.id])]
+        assert events2 == [] and server_events2 == [Admitted(domain.devices[IDENT.id])]
+        assert isinstance(device2.quiet()[0], Authenticated)
+        # Variant: the full set again after the digest.
+        device3, _, events3, _ = pair(
+            domain, server_kwargs={"after_digest": "resend"}, password=password
+        )
+        assert isinstance(events3[0], Authenticated) and device3.initial_config_done
 
     def test_wrong_digest_closes(self, domain):
         code = domain.issue_code(domain_id=1, category="Phones").code
@@ -178,6 +186,14 @@ class TestSysclientServer:
     def test_push_config_marks_last(self, domain):
         code = domain.issue_code(domain_id=1, category="Phones").code
         device, server, _, _ = pair(domain, code=code)
+        server.push_config({"PHONE", "NTP"})
+        events = [e for data in server.outgoing() for e in device.receive(data)]
+        assert [(e.item and e.item.type, e.item and e.item.last) for e in events] == [
+            ("PHONE", False),
+            ("NTP", False),
+            (None, None),  # the bare {"last":true} frame (default variant)
+        ]
+        device, server, _, _ = pair(domain, server_kwargs={"last_frame": "item"}, code=code)
         server.push_config({"PHONE", "NTP"})
         events = [e for data in server.outgoing() for e in device.receive(data)]
         assert [(e.item.type, e.item.last) for e in events] == [("PHONE", False), ("NTP", True)]

@@ -176,9 +176,11 @@ class TestSysclient:
         assert len(assigned.password) == 32 and assigned.password == sim.sysclient_password(MAC)
         (admin,) = [e for e in events if isinstance(e, AdminPasswordReceived)]
         assert admin.password == ADMIN_PASSWORD
-        items = [e.item for e in events if isinstance(e, ConfigReceived)]
+        items = [e.item for e in events if isinstance(e, ConfigReceived) and e.item]
         assert [i.type for i in items] == ["PHONE", "MEDIA", "NTP", "TLS_PROFILE", "VENDOR_X"]
-        assert [i.last for i in items] == [False] * 4 + [True]
+        assert [i.last for i in items] == [False] * 5
+        last = [e for e in events if isinstance(e, ConfigReceived)][-1]
+        assert last.item is None and last.completes_initial  # the bare {"last":true} frame
         assert items[0].item["coder"] == "G722,OPUS-WB,G711A,G711u,G729"
         assert items[2].item["tz"] == "Europe/Berlin"
         media = items[1].item
@@ -203,8 +205,23 @@ class TestSysclient:
             await sim.wait_online(MAC, False)
         assert sim.device(MAC).online is False
 
-    async def test_reconnect_with_right_digest_gets_config(self, sim, nursery):
-        """Later connects: challenge, digest, then config; no new password."""
+    async def test_reconnect_with_right_digest_admitted_silently(self, sim, nursery):
+        """Later connects (default variant): challenge, digest, then nothing at all."""
+        with trio.fail_after(HANG):
+            ws, device, _, _ = await provision(sim, nursery)
+            await ws.aclose()
+            await sim.wait_online(MAC, False)
+            ws, device = await sysclient_connect(sim, nursery, IDENT, password=device.password)
+            device.receive(await ws.get_message())
+            for out in device.outgoing():
+                await ws.send_message(out)
+            await sim.wait_online(MAC)
+        assert len(sim.passwords_issued(MAC)) == 1
+
+    async def test_reconnect_resend_variant_gets_config(self, nursery):
+        """after_digest = "resend": challenge, digest, then the full set; no new password."""
+        sim = Simulator(sim_config(devices={"after_digest": "resend"}))
+        await nursery.start(sim.run)
         with trio.fail_after(HANG):
             ws, device, _, _ = await provision(sim, nursery)
             await ws.aclose()
@@ -265,14 +282,14 @@ class TestSysclient:
         with trio.fail_after(HANG):
             ws, device, _, _ = await provision(sim, nursery)
             changed = await sim.faults.change_category("Phones", coder="OPUS-WB,G711A")
-            (event,) = await device_events(ws, device, lambda ev: ev)
+            event, bare = await device_events(ws, device, lambda ev: len(ev) >= 2)
         assert changed == {"PHONE"}
         assert event.item.type == "PHONE" and event.item.item["coder"] == "OPUS-WB,G711A"
-        assert event.item.last and not event.completes_initial
+        assert bare.item is None and not bare.completes_initial
 
     async def test_last_inside_config_variant(self, nursery):
         """With last_inside_config the flag sits inside ``config``; the device still sees it."""
-        sim = Simulator(sim_config(devices={"last_inside_config": True}))
+        sim = Simulator(sim_config(devices={"last_inside_config": True, "last_frame": "item"}))
         await nursery.start(sim.run)
         with trio.fail_after(HANG):
             _ws, _device, events, _ = await provision(sim, nursery)
@@ -288,7 +305,9 @@ class TestSysclient:
             assert await closed(ws)
             assert sim.online() == set() and sim.device(MAC).online is False
             ws, device = await sysclient_connect(sim, nursery, IDENT, password=device.password)
-            await device_events(ws, device, initial_done)
+            device.receive(await ws.get_message())
+            for out in device.outgoing():
+                await ws.send_message(out)
             await sim.wait_online(MAC)
 
     async def test_drop_mid_handshake_then_retry_with_code(self, sim, nursery):
@@ -403,5 +422,8 @@ async def test_state_file_survives_a_restart(tmp_path, nursery):
         second = Simulator(config)
         await nursery.start(second.run)
         ws, device = await sysclient_connect(second, nursery, IDENT, password=device.password)
-        events = await device_events(ws, device, initial_done)
-    assert isinstance(events[0], Authenticated)
+        device.receive(await ws.get_message())
+        for out in device.outgoing():
+            await ws.send_message(out)
+        await second.wait_online(MAC)
+    assert device.state.value == "answered"

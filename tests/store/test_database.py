@@ -72,13 +72,68 @@ def test_upsert_new_then_same_code(db):
     assert record.revision == 2
 
 
-def test_new_code_resets_credential(db):
-    """A different code clears the device password: identify anew."""
+def test_new_code_keeps_credential_until_replaced(db):
+    """Found 9.2/8.14: a new code is pending; the working password stays until Devices
+    assigns a new one, which then replaces the old registration's items."""
     record, _ = add(db)
-    db.set_sysclient_password(record.mac, "devpw")
+    assert db.set_sysclient_password(record.mac, "devpw", record.code)
+    db.put_config_item(record.mac, "MEDIA", {"type": "MEDIA", "stunServer": "old"})
+    db.put_config_item(record.mac, "PHONE", {"type": "PHONE", "coder": "G722"})
     db.set_state(record.mac, "provisioned")
+    assert not db.phone(record.mac).code_pending
     record, new = add(db, code="222")
-    assert new and record.sysclient_password == "" and record.state == "pending"
+    assert new and record.sysclient_password == "devpw" and record.state == "pending"
+    assert record.code_pending and set(record.config) == {"MEDIA", "PHONE"}
+    assert not db.set_sysclient_password(record.mac, "stale", "111")  # superseded code
+    assert db.set_sysclient_password(record.mac, "newpw", "222")
+    record = db.phone(record.mac)
+    assert record.sysclient_password == "newpw" and not record.code_pending
+    assert record.config == {}  # the old STUN etc. are gone; the new items follow
+
+
+def test_code_answered_by_challenge_keeps_password(db):
+    record, _ = add(db)
+    db.set_sysclient_password(record.mac, "devpw", record.code)
+    record, _ = add(db, code="333")
+    assert db.code_answered(record.mac, "333")
+    record = db.phone(record.mac)
+    assert record.sysclient_password == "devpw" and not record.code_pending
+
+
+def test_migration_v2_marks_existing_passwords_answered(tmp_path):
+    import sqlite3
+
+    from provd.store.database import Database
+
+    path = str(tmp_path / "old.db")
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE phones (mac TEXT PRIMARY KEY, code TEXT NOT NULL, hwid TEXT,"
+        " usename TEXT, cn TEXT, password TEXT, domain TEXT, dns TEXT,"
+        " sysclient_password TEXT, admin_password TEXT, state TEXT NOT NULL DEFAULT 'pending',"
+        " error TEXT DEFAULT '', online INTEGER DEFAULT 0, revision INTEGER NOT NULL DEFAULT 0,"
+        " created FLOAT, updated FLOAT)"
+    )
+    conn.execute(
+        "CREATE TABLE config_items (mac TEXT, type TEXT, item TEXT, updated FLOAT,"
+        " PRIMARY KEY (mac, type))"
+    )
+    conn.execute(
+        "CREATE TABLE fetches (id INTEGER PRIMARY KEY, mac TEXT, time FLOAT, address TEXT,"
+        " user_agent TEXT, vendor TEXT, model TEXT, firmware TEXT, file TEXT)"
+    )
+    conn.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT)")
+    conn.execute(
+        "INSERT INTO phones (mac, code, sysclient_password, state) VALUES"
+        " ('001565000001', '111', 'pw', 'provisioned'), ('001565000002', '222', '', 'pending')"
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    db = Database(path)
+    assert not db.phone("001565000001").code_pending
+    assert db.phone("001565000002").code_pending
+    db.close()
 
 
 def test_config_items_verbatim_and_revision_bumps_on_change_only(db):
