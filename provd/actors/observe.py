@@ -42,9 +42,8 @@ class Observability:
         return ((r.state, r.online) for r in self.daemon.directory.all())
 
     def handshakes(self) -> tuple[int, int]:
-        semaphore = self.daemon.phones_ctx.handshakes
-        limit = semaphore.max_value or self.daemon.config.provisioning.max_handshakes
-        return limit - semaphore.value, semaphore.statistics().tasks_waiting
+        limiter = self.daemon.phones_ctx.handshakes
+        return limiter.in_use, limiter.waiting
 
     def pbx_sessions(self) -> int:
         return len(self.daemon.app_ctx.pbx_sessions)

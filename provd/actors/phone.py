@@ -63,7 +63,7 @@ from ..protocol.sysclient import (
     encode_frame,
 )
 from ..protocol.tunnel import TunnelEndpoint
-from ..store.actor import Store
+from ..store.actor import Store, StoreError
 from ..store.records import PhoneRecord
 from ..transport import ConnectionLost, connect
 from ..transport.address import sysclients_url
@@ -185,10 +185,10 @@ async def _attempt(
             code = exc.reason.code if exc.reason else "none"
             attempt.reason = f"closed by Devices ({code})"
         except (OSError, tw.HandshakeError, trio.BrokenResourceError) as exc:
-            attempt.reason = f"cannot connect: {type(exc).__name__}"
+            attempt.reason = f"cannot connect to {url}: {type(exc).__name__}"
         except ValueError as exc:  # an invalid Devices URL (trio-websocket's URL parser)
             attempt.reason = f"invalid Devices URL {url!r}: {exc}"
-        except sqlite3.Error as exc:
+        except (StoreError, sqlite3.Error) as exc:  # the store actor's, or a direct read's
             attempt.reason = f"store error: {exc}"
             attempt.store_error = True
         nursery.cancel_scope.cancel()

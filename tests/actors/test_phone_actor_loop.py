@@ -17,7 +17,7 @@ MAC = "001565000061"
 
 
 def config(**provisioning):
-    return Config.from_mapping({"appservice": {"password": "x"}, "provisioning": provisioning})
+    return Config.from_mapping({"appservice": {"password": "x" * 12}, "provisioning": provisioning})
 
 
 async def test_backoff_resets_only_after_a_connection_lived(monkeypatch, autojump_clock):

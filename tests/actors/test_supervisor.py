@@ -19,7 +19,7 @@ class FakeContext:
         self.directory.load(PhoneRecord(mac=m, code="1", sysclient_password="p") for m in macs)
         self.locator = DevicesLocator()
         self.config = Config.from_mapping(
-            {"appservice": {"password": "x"}, "provisioning": provisioning}
+            {"appservice": {"password": "x" * 12}, "provisioning": provisioning}
         )
 
 

@@ -70,9 +70,8 @@ def open_fds(provd: ProvdProcess) -> int:
     return len(os.listdir(f"/proc/{provd.pid}/fd"))
 
 
-async def wait_lines(provd: ProvdProcess, pattern: str, count: int) -> None:
-    """Until ``pattern`` matched ``count`` output lines."""
-    after = 0
+async def wait_lines(provd: ProvdProcess, pattern: str, count: int, after: int = 0) -> None:
+    """Until ``pattern`` matched ``count`` output lines (from line ``after`` on)."""
     for _ in range(count):
         await provd.wait_for(pattern, after=after)
         after = next(

@@ -48,20 +48,29 @@ async def back_online(sim, provd, mac, before):
 
 
 async def test_invalid_devices_url_never_ends_the_actor(tmp_path, nursery):
-    """Found 8.4: a Devices URL trio-websocket refuses (ValueError) is a connection
-    failure, retried with back-off; the right URL brings the phone back at once."""
+    """Found 8.4: a ServicesInfo with an http:// Devices URL is refused before any actor
+    sees it (the phone stays online on the good URL); a ws:// URL nobody answers is a
+    connection failure, retried with back-off and shown by `phones show`/`status`; the
+    right URL brings the phone back at once."""
     with trio.fail_after(90):
         sim, provd = await install(nursery, tmp_path)
         before = await provisioned(sim, provd)
         fds = open_fds(provd)
+        mark = len(provd.lines)
         sim.move_devices("http://127.0.0.1:1/example.com/devices/")
-        await wait_lines(provd, "invalid Devices URL", MANY)
+        await provd.wait_for("event=pbx.devices_url_refused", after=mark)
         answer = await status(provd, "actor", mac=ALICE.mac)
-        assert answer["state"] in ("backoff", "connecting") and "invalid" in answer["error"]
+        assert answer["state"] == "connected", answer
+        assert rows(provd)[ALICE.mac]["online"] == 1
+        sim.move_devices("ws://127.0.0.1:1/example.com/devices/")  # nobody listens there
+        # One outage warning (each retry is then logged at debug), and the actor retries.
+        await provd.wait_for("event=devices.unreachable", after=mark)
+        answer = await status(provd, "actor", mac=ALICE.mac)
+        assert answer["state"] in ("backoff", "connecting", "handshake") and answer["error"]
         shown = await trio.to_thread.run_sync(
             functools.partial(cli, "phones", "show", ALICE.mac, provd=provd)
         )
-        assert shown.returncode == 0 and "invalid Devices URL" in shown.stdout, shown
+        assert shown.returncode == 0 and "127.0.0.1:1" in shown.stdout, shown
         overview = await trio.to_thread.run_sync(functools.partial(cli, "status", provd=provd))
         assert f"{ALICE.mac.replace(':', '')}" in overview.stdout, overview.stdout
         sim.move_devices(sim.addresses.devices_url)
@@ -122,7 +131,7 @@ async def test_store_error_is_not_a_crash(tmp_path, nursery):
         )
         conn.commit()
         await sim.faults.restart_devices()
-        await wait_lines(provd, "event=sysclient.store_error reason=.store error: disk trouble", 3)
+        await wait_lines(provd, "event=sysclient.store_error reason=.store error: .*disk trouble", 3)
         conn.execute("DROP TRIGGER refuse_online")
         conn.commit()
         conn.close()
