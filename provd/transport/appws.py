@@ -17,10 +17,13 @@ import trio_websocket as tw
 
 from ..protocol import LoginRefused, ProtocolError
 from ..protocol.jsonwire import MAX_MESSAGE_SIZE
-from ..protocol.login import ClientLogin, Identity, ServerLogin
+from ..protocol.login import ClientLogin, Identity, ServerLogin, check_login
 from ..protocol.messages import (
     AppChallenge,
     AppChallengeResult,
+    AppCheckLogin,
+    CheckBuild,
+    CheckBuildResult,
     AppLogin,
     AppLoginResult,
     GetServiceLogin,
@@ -117,6 +120,24 @@ async def accept_login(
                     conn.session_key = login.session_key
                     return login
                 raise LoginRefused("wrong digest")
+            elif isinstance(msg, AppCheckLogin):
+                # The PBX Manager's password check: answered, never a protocol error
+                # (spec section 2); the connection may still log in afterwards.
+                result = check_login(msg, password)
+                if result.ok:
+                    log.info("appservice.check_login", app=msg.app, ok=True)
+                else:
+                    log.warning(
+                        "appservice.check_login",
+                        app=msg.app,
+                        ok=False,
+                        hint="the App object's password differs from appservice.password",
+                    )
+                await conn.send(result)
+            elif isinstance(msg, CheckBuild):
+                # The innovaphone JS client sends it before its AppChallenge when checkBuild
+                # is set. No url: the client would redirect (spec section 2).
+                await conn.send(msg.reply(CheckBuildResult))
             else:
                 raise ProtocolError(f"{type(msg).__name__} before login")
     assert scope.cancelled_caught

@@ -1,8 +1,11 @@
 """Typed AppWebsocket messages: every ``mt`` provd sends or receives, and their codec."""
 
-from ._codec import Message, UnknownMessage, decode, decode_text, encode, encode_text, registered
+from ._codec import InvalidMessage, Message, UnknownMessage, decode, decode_text, encode, encode_text, registered
 from .base import (
+    SERVICE_INFO_MEMBER,
     AppChallenge,
+    AppCheckLogin,
+    AppCheckLoginResult,
     AppChallengeResult,
     AppInfo,
     AppInfoResult,
@@ -64,7 +67,12 @@ from .pbxapi import (
     UpdateProfileContactResult,
     UpdateProfileResult,
 )
-from .provisioning import PROVISIONING_API, ProvisioningPhone, ProvisioningPhoneResult
+from .provisioning import (
+    PROVISIONING_API,
+    ProvisioningPhone,
+    ProvisioningPhoneResult,
+    provisioning_phone_problem,
+)
 from .services import (
     SERVICES_API,
     GetServiceLogin,
@@ -82,12 +90,15 @@ __all__ = [
     "PBX_API",
     "PROVISIONING_API",
     "SERVICES_API",
+    "SERVICE_INFO_MEMBER",
     "AddProfile",
     "AddProfileContact",
     "AddProfileContactResult",
     "AddProfileResult",
     "AppChallenge",
     "AppChallengeResult",
+    "AppCheckLogin",
+    "AppCheckLoginResult",
     "AppInfo",
     "AppInfoResult",
     "AppLogin",
@@ -116,6 +127,7 @@ __all__ = [
     "GetServiceLoginResult",
     "KeepAlive",
     "KeepAliveResult",
+    "InvalidMessage",
     "Message",
     "PbxInfo",
     "Presence",
@@ -149,6 +161,7 @@ __all__ = [
     "UpdateProfileContactResult",
     "UpdateProfileResult",
     "app_info_result",
+    "provisioning_phone_problem",
     "decode",
     "decode_text",
     "encode",
