@@ -87,6 +87,18 @@ class ProvisioningSettings:
 
 
 @frozen(kw_only=True)
+class DevicesSettings:
+    """TLS for provd's connections to Devices (sysclients and the Devices JSON API) when
+    its URL is ``wss://`` (an App Platform; spec section 8.3)."""
+
+    #: PEM file with the App Platform's certificate or its CA, trusted in addition to the
+    #: system's CAs. Empty: system CAs only.
+    ca_file: str = ""
+    #: false turns certificate checks off (logged as a warning at every start).
+    verify: bool = True
+
+
+@frozen(kw_only=True)
 class ControlSettings:
     #: Unix socket for ``provd status`` / ``provd phones remove`` (empty = next to the db).
     socket: str = ""
@@ -99,6 +111,7 @@ _SECTIONS: dict[str, type] = {
     "log": LogSettings,
     "provisioning": ProvisioningSettings,
     "control": ControlSettings,
+    "devices": DevicesSettings,
 }
 
 
@@ -142,6 +155,7 @@ class Config:
     log: LogSettings = attrs.field(factory=LogSettings)
     provisioning: ProvisioningSettings = attrs.field(factory=ProvisioningSettings)
     control: ControlSettings = attrs.field(factory=ControlSettings)
+    devices: DevicesSettings = attrs.field(factory=DevicesSettings)
     #: Where it was loaded from (None = embedded defaults).
     source: str | None = None
 
@@ -194,6 +208,13 @@ class Config:
             raise ConfigError("provisioning.max_handshakes/code_attempts: must be at least 1")
         if not self.store.path:
             raise ConfigError("store.path: must not be empty")
+        if self.devices.ca_file:
+            from .transport.tls import TlsSetupError, client_context
+
+            try:
+                client_context(self.devices.ca_file, self.devices.verify)
+            except TlsSetupError as exc:
+                raise ConfigError(f"devices.ca_file: {exc}") from None
 
     @property
     def control_socket(self) -> str:

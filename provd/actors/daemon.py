@@ -25,6 +25,7 @@ from ..config import DEFAULT_PASSWORD, Config, ConfigError
 from ..phones import FetchRecord, PhonesApp, Renderer, serve_phones
 from ..store.actor import Store
 from ..transport import serve
+from ..transport.tls import context_for
 from . import control
 from .appservice import AppServiceContext, handle_connection
 from .devices_api import DevicesApi
@@ -64,6 +65,17 @@ def server_ssl_context(cert: str, key: str) -> ssl.SSLContext | None:
     return context
 
 
+def warn_unverified_devices_tls(config: Config) -> None:
+    """The loud warning for ``devices.verify = false`` (every start and reload)."""
+    if not config.devices.verify:
+        log.warning(
+            "daemon.devices_tls_unverified",
+            setting="devices.verify",
+            hint="wss:// certificates of the Devices service are NOT checked; "
+            "set devices.ca_file and devices.verify = true",
+        )
+
+
 class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -81,7 +93,9 @@ class Daemon:
         )
         self.supervisor = PhoneSupervisor(self.phones_ctx)
         self.app_ctx = AppServiceContext(phones=self.phones_ctx, supervisor=self.supervisor)
-        self.phones_ctx.devices_api = DevicesApi(self.locator, self.app_ctx.current_pbx)
+        self.phones_ctx.devices_api = DevicesApi(
+            self.locator, self.app_ctx.current_pbx, self._devices_tls
+        )
         self.renderer = Renderer(
             transport=config.phones.sip_transport, templates=config.phones.templates or None
         )
@@ -89,10 +103,16 @@ class Daemon:
         self._inner: trio.Nursery | None = None
         self.reloads = 0
 
+    def _devices_tls(self, url: str) -> ssl.SSLContext | None:
+        """The client TLS context for a Devices URL, from the live config."""
+        d = self.config.devices
+        return context_for(url, ca_file=d.ca_file, verify=d.verify)
+
     async def run(self, *, task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED) -> None:
         config = self.config
         if config.appservice.password == DEFAULT_PASSWORD:
             log.warning("daemon.default_password", hint="set appservice.password")
+        warn_unverified_devices_tls(config)
         async with trio.open_nursery() as outer:
             await outer.start(self.store.run)
             try:
@@ -186,6 +206,7 @@ class Daemon:
         logs.configure(new.log.level, fmt=new.log.format)
         old, self.config = self.config, new
         self.phones_ctx.config = new
+        warn_unverified_devices_tls(new)
         self.phones_app.settings = new.phones
         if (new.phones.templates, new.phones.sip_transport) != (
             old.phones.templates,

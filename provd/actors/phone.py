@@ -47,6 +47,7 @@ from ..store.actor import Store
 from ..store.records import PhoneRecord
 from ..transport import ConnectionLost, connect
 from ..transport.address import sysclients_url
+from ..transport.tls import context_for
 from .devices_api import DevicesApi
 from .state import DevicesLocator, Outcome, Outcomes, PhoneDirectory
 
@@ -159,7 +160,10 @@ async def _connection(record: PhoneRecord, url: str, ctx: PhoneContext, attempt:
     await ctx.handshakes.acquire()
     try:
         with trio.fail_after(p.handshake_timeout) as handshake_scope:
-            async with connect(target, connect_timeout=p.handshake_timeout) as ws:
+            tls = context_for(
+                target, ca_file=ctx.config.devices.ca_file, verify=ctx.config.devices.verify
+            )
+            async with connect(target, connect_timeout=p.handshake_timeout, ssl_context=tls) as ws:
                 log.debug("sysclient.connected", url=target, with_code=not record.assigned)
                 await ws.send_message(device.start())
                 link = _Link(record, ctx, TunnelEndpoint(lambda _r: _status_page(ctx, record.mac)))

@@ -1,12 +1,21 @@
 """Typed AppWebsocket messages: every ``mt`` provd sends or receives, and their codec."""
 
-from ._codec import InvalidMessage, Message, UnknownMessage, decode, decode_text, encode, encode_text, registered
+from ._codec import (
+    InvalidMessage,
+    Message,
+    UnknownMessage,
+    decode,
+    decode_text,
+    encode,
+    encode_text,
+    registered,
+)
 from .base import (
     SERVICE_INFO_MEMBER,
     AppChallenge,
+    AppChallengeResult,
     AppCheckLogin,
     AppCheckLoginResult,
-    AppChallengeResult,
     AppInfo,
     AppInfoResult,
     AppLogin,
@@ -125,9 +134,9 @@ __all__ = [
     "GetProvisioningCodeResult",
     "GetServiceLogin",
     "GetServiceLoginResult",
+    "InvalidMessage",
     "KeepAlive",
     "KeepAliveResult",
-    "InvalidMessage",
     "Message",
     "PbxInfo",
     "Presence",
@@ -161,10 +170,10 @@ __all__ = [
     "UpdateProfileContactResult",
     "UpdateProfileResult",
     "app_info_result",
-    "provisioning_phone_problem",
     "decode",
     "decode_text",
     "encode",
     "encode_text",
+    "provisioning_phone_problem",
     "registered",
 ]
