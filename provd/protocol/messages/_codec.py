@@ -140,16 +140,6 @@ def _optional_inner(kind: Any) -> Any | None:
 def _check(value: Any, kind: Any, where: str) -> Any:
     if kind is Any:
         return value
-    if get_origin(kind) in (Union, types.UnionType):
-        # ``int | str``: the first alternative that fits (peers differ, spec section 8.3).
-        alternatives = [a for a in get_args(kind) if a is not type(None)]
-        for alternative in alternatives:
-            try:
-                return _check(value, alternative, where)
-            except ProtocolError:
-                continue
-        names = " or ".join(getattr(a, "__name__", str(a)) for a in alternatives)
-        raise ProtocolError(f"{where}: expected {names}")
     if kind is str:
         if isinstance(value, str):
             return value
@@ -167,6 +157,16 @@ def _check(value: Any, kind: Any, where: str) -> Any:
             return value
         raise ProtocolError(f"{where}: expected a number")
     origin = get_origin(kind)
+    if origin in (Union, types.UnionType):
+        # ``int | str``: the first alternative that fits (peers differ, spec section 8.3).
+        alternatives = [a for a in get_args(kind) if a is not type(None)]
+        for alternative in alternatives:
+            try:
+                return _check(value, alternative, where)
+            except ProtocolError:
+                continue
+        names = " or ".join(getattr(a, "__name__", str(a)) for a in alternatives)
+        raise ProtocolError(f"{where}: expected {names}")
     if kind is dict or origin is dict:
         if isinstance(value, dict):
             return value
