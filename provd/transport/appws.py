@@ -122,18 +122,22 @@ async def accept_login(
                 raise LoginRefused("wrong digest")
             elif isinstance(msg, AppCheckLogin):
                 # The PBX Manager's password check: answered, never a protocol error
-                # (spec section 2); the connection may still log in afterwards.
+                # (spec section 2); after a match the connection may still log in. A
+                # mismatch ends the connection once answered, as a wrong AppLogin does, so
+                # the check is no password-guessing oracle.
                 result = check_login(msg, password)
                 if result.ok:
                     log.info("appservice.check_login", app=msg.app, ok=True)
-                else:
-                    log.warning(
-                        "appservice.check_login",
-                        app=msg.app,
-                        ok=False,
-                        hint="the App object's password differs from appservice.password",
-                    )
+                    await conn.send(result)
+                    continue
+                log.warning(
+                    "appservice.check_login",
+                    app=msg.app,
+                    ok=False,
+                    hint="the App object's password differs from appservice.password",
+                )
                 await conn.send(result)
+                raise LoginRefused("AppCheckLogin digest does not match")
             elif isinstance(msg, CheckBuild):
                 # The innovaphone JS client sends it before its AppChallenge when checkBuild
                 # is set. No url: the client would redirect (spec section 2).

@@ -32,7 +32,7 @@ from provd.protocol.messages import (
 )
 from provd.protocol.messages.provisioning import MAX_MEMBER, MAX_PASSWORD_HEX
 from provd.sim import Phone, Simulator
-from provd.transport import AppWebsocket, connect, login_with_password
+from provd.transport import AppWebsocket, ConnectionLost, connect, login_with_password
 
 from ..actors.conftest import PASSWORD, make_config
 from ..e2e.harness import sim_config
@@ -129,32 +129,40 @@ async def test_check_build_before_login_answered_without_url(tmp_path, nursery):
 @pytest.mark.parametrize("form", ["login-digest", "short"])
 async def test_app_check_login_right_and_wrong_password(tmp_path, nursery, form):
     """Found 7: AppCheckLogin on a fresh connection is answered (src echoed) with whether
-    the digest matches the instance password; the connection may log in afterwards.
+    the digest matches the instance password; after a match the connection may log in,
+    after a mismatch it is answered, then closed (no guessing oracle), with a warning.
     Before: 'AppCheckLogin before login' closed the connection unanswered."""
 
-    def digest(password: str, challenge: str) -> str:
+    def check(src: str, password: str) -> AppCheckLogin:
+        challenge = "1234567890"
         if form == "short":
-            return crypto.sha256_hex(f"provd:example.com:{challenge}:{password}")
-        return Identity(app="provd", domain="example.com").digest(challenge, password)
+            digest = crypto.sha256_hex(f"provd:example.com:{challenge}:{password}")
+        else:
+            digest = Identity(app="provd", domain="example.com").digest(challenge, password)
+        return AppCheckLogin(
+            src=src, app="provd", domain="example.com", challenge=challenge, digest=digest
+        )
 
     async with running(tmp_path, nursery) as (_daemon, bound):
         with trio.fail_after(5), capture_logs() as events:
             async with connect(bound.appservice_url) as ws:
                 conn = AppWebsocket(ws)
-                for src, password, ok in (("c1", PASSWORD, True), ("c2", "not-it", False)):
-                    await conn.send(
-                        AppCheckLogin(
-                            src=src,
-                            app="provd",
-                            domain="example.com",
-                            challenge="1234567890",
-                            digest=digest(password, "1234567890"),
-                        )
-                    )
-                    answer = await conn.receive_kind(AppCheckLoginResult)
-                    assert (answer.src, answer.ok, answer.app) == (src, ok, "provd")
-                    assert (answer.error is None) == ok
+                await conn.send(check("c1", PASSWORD))
+                answer = await conn.receive_kind(AppCheckLoginResult)
+                assert (answer.src, answer.ok, answer.app, answer.error) == (
+                    "c1",
+                    True,
+                    "provd",
+                    None,
+                )
                 await login_with_password(conn, PBX, PASSWORD)
+            async with connect(bound.appservice_url) as ws:
+                conn = AppWebsocket(ws)
+                await conn.send(check("c2", "not-it"))
+                answer = await conn.receive_kind(AppCheckLoginResult)
+                assert (answer.src, answer.ok) == ("c2", False) and answer.error
+                with pytest.raises(ConnectionLost):
+                    await conn.receive()
     failed = [e for e in events if e["event"] == "appservice.check_login" and not e["ok"]]
     assert failed and failed[0]["log_level"] == "warning"
 
@@ -319,17 +327,19 @@ def test_bad_ca_file_refused_naming_the_key(tmp_path):
         make_config(tmp_path, devices={"ca_file": str(junk)})
 
 
-# --- the login a real PBX does still works after AppCheckLogin ------------------------------
+# --- AppCheckLogin opens no door -----------------------------------------------------------
 
 
-async def test_refused_digest_after_check_login_still_refused(tmp_path, nursery):
-    """AppCheckLogin does not open the door: a wrong AppLogin after it is still refused."""
+async def test_wrong_login_after_good_check_login_still_refused(tmp_path, nursery):
+    """A matching AppCheckLogin does not log the connection in: a wrong AppLogin after it
+    is still refused."""
     async with running(tmp_path, nursery) as (_daemon, bound):
         with trio.fail_after(5):
             async with connect(bound.appservice_url) as ws:
                 conn = AppWebsocket(ws)
-                await conn.send(AppCheckLogin(app="provd", challenge="1", digest="00"))
-                assert not (await conn.receive_kind(AppCheckLoginResult)).ok
+                digest = Identity(app="provd").digest("77", PASSWORD)
+                await conn.send(AppCheckLogin(app="provd", challenge="77", digest=digest))
+                assert (await conn.receive_kind(AppCheckLoginResult)).ok
                 await conn.send(AppChallenge())
                 await conn.receive_kind(AppChallengeResult)
                 await conn.send(AppLogin(app="provd", digest="0" * 64))
