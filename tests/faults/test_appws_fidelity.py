@@ -286,6 +286,23 @@ async def test_devices_over_wss_with_ca_file(tmp_path, nursery):
             await sim.wait_online(ALICE.mac)
 
 
+async def test_devices_json_api_over_wss_with_ca_file(tmp_path, nursery):
+    """Found 10: the Devices JSON API connection (asking Devices why a code was refused)
+    also uses devices.ca_file: the error the Users service sees carries Devices' answer."""
+    cert, key = self_signed(tmp_path)
+    async with running(
+        tmp_path, nursery, devices={"ca_file": str(cert)}, provisioning={"code_attempts": 1}
+    ) as (_d, bound):
+        sim = await installation(
+            nursery, bound, devices={"tls_cert": str(cert), "tls_key": str(key)}
+        )
+        bad = Phone(mac="00:15:65:0f:00:0a", user="eve", password="e-Pwd-1", code="4242")
+        with trio.fail_after(20):
+            (result,) = await sim.provision([bad], wait=10)
+        assert result.outcome == "error"
+        assert "Devices reports for the code" in result.error, result.error
+
+
 async def test_devices_over_wss_without_ca_file_fails_verification(tmp_path, nursery):
     """Without the CA file the self-signed Devices certificate is refused (verification is
     on by default): the phone is not registered."""
