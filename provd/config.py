@@ -138,6 +138,18 @@ class ProvisioningSettings:
 
 
 @frozen(kw_only=True)
+class DevicesSettings:
+    """TLS for provd's connections to Devices (sysclients and the Devices JSON API) when
+    its URL is ``wss://`` (an App Platform; spec section 8.3)."""
+
+    #: PEM file with the App Platform's certificate or its CA, trusted in addition to the
+    #: system's CAs. Empty: system CAs only.
+    ca_file: str = ""
+    #: false turns certificate checks off (logged as a warning at every start).
+    verify: bool = True
+
+
+@frozen(kw_only=True)
 class ControlSettings:
     #: Unix socket for ``provd status`` / ``provd phones remove`` (empty = next to the db).
     socket: str = ""
@@ -162,6 +174,7 @@ _SECTIONS: dict[str, type] = {
     "provisioning": ProvisioningSettings,
     "control": ControlSettings,
     "metrics": MetricsSettings,
+    "devices": DevicesSettings,
 }
 
 
@@ -206,6 +219,7 @@ class Config:
     provisioning: ProvisioningSettings = attrs.field(factory=ProvisioningSettings)
     control: ControlSettings = attrs.field(factory=ControlSettings)
     metrics: MetricsSettings = attrs.field(factory=MetricsSettings)
+    devices: DevicesSettings = attrs.field(factory=DevicesSettings)
     #: Where it was loaded from (None = embedded defaults).
     source: str | None = None
 
@@ -300,6 +314,13 @@ class Config:
             raise ConfigError("store.max_user_agent: must be at least 16")
         if self.store.check_interval <= 0:
             raise ConfigError("store.check_interval: must be positive")
+        if self.devices.ca_file:
+            from .transport.tls import TlsSetupError, client_context
+
+            try:
+                client_context(self.devices.ca_file, self.devices.verify)
+            except TlsSetupError as exc:
+                raise ConfigError(f"devices.ca_file: {exc}") from None
 
     def _validate_appservice_limits(self) -> None:
         a = self.appservice

@@ -30,6 +30,7 @@ from ..protocol.messages import (
     CheckBuildResult,
     GetServiceLogin,
     GetServiceLoginResult,
+    InvalidMessage,
     KeepAlive,
     Message,
     PbxInfo,
@@ -40,6 +41,7 @@ from ..protocol.messages import (
     SubscribeServicesResult,
     UnknownMessage,
     app_info_result,
+    provisioning_phone_problem,
 )
 from ..transport import AppWebsocket, ConnectionLost, RequestTracker, accept_login
 from ..transport.guard import LoginThrottle
@@ -54,6 +56,10 @@ log = structlog.get_logger("provd.appservice")
 CLOSE_POLICY = 1008  # login refused
 CLOSE_PROTOCOL = 1002  # malformed input
 CLOSE_GOING_AWAY = 1001  # shutdown
+
+#: ``ProvisioningPhone`` requests one session may have in flight; more are answered
+#: ``busy`` (the Users Admin app sends one at a time, so only a faulty peer gets there).
+MAX_PROVISIONING_PER_SESSION = 16
 
 
 @attrs.define
@@ -124,6 +130,7 @@ class AppSession:
         self._subscribed_services = False
         self._pbx_name = "?"
         self._refused_urls: set[str] = set()
+        self._provisioning = 0
         self._handlers: dict[type[Message], Callable[[Any], Awaitable[None]]] = {
             AppInfo: self._on_app_info,
             CheckBuild: self._on_check_build,
@@ -148,6 +155,13 @@ class AppSession:
                 while True:
                     try:
                         msg = await self.conn.receive()
+                    except InvalidMessage as exc:
+                        if await self._on_invalid(exc):
+                            continue
+                        log.warning("appservice.protocol_error", reason=exc.reason)
+                        await self.conn.close(CLOSE_PROTOCOL, exc.reason)
+                        nursery.cancel_scope.cancel()
+                        return
                     except ProtocolError as exc:
                         log.warning("appservice.protocol_error", reason=exc.reason)
                         await self.conn.close(CLOSE_PROTOCOL, exc.reason)
@@ -193,7 +207,19 @@ class AppSession:
         await self.send(app_info_result(msg, title=self.ctx.config.appservice.title))
 
     async def _on_check_build(self, msg: CheckBuild) -> None:
-        await self.send(msg.reply(CheckBuildResult, url=msg.url))
+        # No url: the innovaphone JS client redirects whenever one is set (spec section 2).
+        await self.send(msg.reply(CheckBuildResult))
+
+    async def _on_invalid(self, exc: InvalidMessage) -> bool:
+        """A known message with bad members. ``ProvisioningPhone`` is answered with an
+        error and the session stays open (spec section 8.3); returns False for the rest."""
+        if exc.mt != ProvisioningPhone.MT:
+            return False
+        log.warning("provisioning.invalid", reason=exc.reason)
+        await self.send(
+            ProvisioningPhoneResult(src=exc.src, result="error", error=f"invalid: {exc.reason}")
+        )
+        return True
 
     async def _on_keep_alive(self, msg: KeepAlive) -> None:
         """Accepted silently: its arrival is all it has to say."""
@@ -242,7 +268,23 @@ class AppSession:
 
     async def _on_provisioning_phone(self, msg: ProvisioningPhone) -> None:
         assert self._nursery is not None
-        self._nursery.start_soon(self._provision, msg)
+        problem = provisioning_phone_problem(msg)
+        if problem is not None:
+            log.warning("provisioning.invalid", reason=problem)
+            await self._result(msg, f"invalid: {problem}")
+            return
+        if self._provisioning >= MAX_PROVISIONING_PER_SESSION:
+            log.warning("provisioning.busy", in_flight=self._provisioning)
+            await self._result(msg, "busy")
+            return
+        self._provisioning += 1
+        self._nursery.start_soon(self._provision_counted, msg)
+
+    async def _provision_counted(self, msg: ProvisioningPhone) -> None:
+        try:
+            await self._provision(msg)
+        finally:
+            self._provisioning -= 1
 
     async def _provision(self, msg: ProvisioningPhone) -> None:
         try:

@@ -52,6 +52,7 @@ from ..phones.keys import keys_from
 from ..store.actor import Store, StoreError
 from ..store.lock import DatabaseLock
 from ..transport import serve
+from ..transport.tls import context_for
 from . import control
 from .appservice import AppServiceContext, handle_connection
 from .devices_api import DevicesApi
@@ -151,6 +152,17 @@ async def _start_listener(
         ) from exc
 
 
+def warn_unverified_devices_tls(config: Config) -> None:
+    """The loud warning for ``devices.verify = false`` (every start and reload)."""
+    if not config.devices.verify:
+        log.warning(
+            "daemon.devices_tls_unverified",
+            setting="devices.verify",
+            hint="wss:// certificates of the Devices service are NOT checked; "
+            "set devices.ca_file and devices.verify = true",
+        )
+
+
 class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -176,7 +188,9 @@ class Daemon:
         )
         self.supervisor = PhoneSupervisor(self.phones_ctx)
         self.app_ctx = AppServiceContext(phones=self.phones_ctx, supervisor=self.supervisor)
-        self.phones_ctx.devices_api = DevicesApi(self.locator, self.app_ctx.current_pbx)
+        self.phones_ctx.devices_api = DevicesApi(
+            self.locator, self.app_ctx.current_pbx, self._devices_tls
+        )
         # Raises TemplateCheckError (naming the file) for a broken operator template.
         self.renderer = checked_renderer(config)
         self.fetches = FetchRecorder(self._write_fetches)
@@ -188,6 +202,11 @@ class Daemon:
         self.reloads_refused = 0
         self.observe = Observability(self)
 
+    def _devices_tls(self, url: str) -> ssl.SSLContext | None:
+        """The client TLS context for a Devices URL, from the live config."""
+        d = self.config.devices
+        return context_for(url, ca_file=d.ca_file, verify=d.verify)
+
     async def run(self, *, task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until SIGTERM/SIGINT or :meth:`shutdown`.
 
@@ -197,6 +216,7 @@ class Daemon:
         config = self.config
         for warning in password_warnings(config):
             log.warning("daemon.weak_password", hint=warning)
+        warn_unverified_devices_tls(config)
         self.lock.acquire()
         try:
             async with trio.open_nursery() as outer:
@@ -358,6 +378,7 @@ class Daemon:
         logs.configure(new.log.level, fmt=new.log.format)
         self.config = new
         self.phones_ctx.config = new
+        warn_unverified_devices_tls(new)
         self.phones_app.settings = new.phones
         # A fresh renderer (checked above): edited templates, empty cache, new transport.
         self.renderer = self.phones_app.renderer = renderer

@@ -9,6 +9,7 @@ app service.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 
 import structlog
@@ -43,11 +44,19 @@ class DevicesApi:
         locator: where Devices is, and its service name.
         pbx: returns the current PBX session (an object with ``session_key`` and
             ``ask_service_login``), or None.
+        tls: the SSL context for a Devices URL (None for ``ws://``; see
+            :func:`provd.transport.tls.context_for`).
     """
 
-    def __init__(self, locator: DevicesLocator, pbx: Callable[[], object | None]) -> None:
+    def __init__(
+        self,
+        locator: DevicesLocator,
+        pbx: Callable[[], object | None],
+        tls: Callable[[str], ssl.SSLContext | None] = lambda _url: None,
+    ) -> None:
         self._locator = locator
         self._pbx = pbx
+        self._tls = tls
 
     async def provisioned_device(self, code: str) -> GetProvisionedDeviceResult:
         result = await self._ask(GetProvisionedDevice(code=code))
@@ -84,7 +93,7 @@ class DevicesApi:
         url = self._locator.url
         if pbx is None or not url:
             raise NoPbx()
-        async with connect(url) as ws:
+        async with connect(url, ssl_context=self._tls(url)) as ws:
             conn = AppWebsocket(ws)
             await login_as_service(
                 conn, self._locator.service, pbx.ask_service_login, pbx.session_key

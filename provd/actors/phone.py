@@ -67,6 +67,7 @@ from ..store.actor import Store, StoreError
 from ..store.records import PhoneRecord
 from ..transport import ConnectionLost, connect
 from ..transport.address import sysclients_url
+from ..transport.tls import context_for
 from .devices_api import DevicesApi
 from .state import DevicesLocator, HandshakeLimiter, Outcome, Outcomes, PhoneDirectory
 
@@ -275,7 +276,10 @@ async def _connection(
     try:
         ctx.directory.set_actor(record.mac, "handshake")
         with trio.fail_after(p.handshake_timeout) as handshake_scope:
-            async with connect(target, connect_timeout=p.handshake_timeout) as ws:
+            tls = context_for(
+                target, ca_file=ctx.config.devices.ca_file, verify=ctx.config.devices.verify
+            )
+            async with connect(target, connect_timeout=p.handshake_timeout, ssl_context=tls) as ws:
                 attempt.connected = True
                 log.debug("sysclient.connected", url=target, with_code=use_code)
                 link = _Link(

@@ -22,6 +22,8 @@ from .errors import LoginRefused, ProtocolError
 from .messages import (
     AppChallenge,
     AppChallengeResult,
+    AppCheckLogin,
+    AppCheckLoginResult,
     AppLogin,
     AppLoginResult,
     GetServiceLogin,
@@ -134,6 +136,30 @@ class ServerLogin:
         return msg.reply(AppLoginResult, ok=True)
 
 
+def check_login(msg: AppCheckLogin, password: str) -> AppCheckLoginResult:
+    """Answer the PBX Manager's password check (``AppCheckLogin``, no login needed).
+
+    The SDK says the digest is what PbxAdminApi ``GetAppLogin {app, challenge}`` returns,
+    "which can be used to login to an App service", but not which identity fields went into
+    it: an App-object login digest with only ``app`` and ``domain`` known. provd accepts the
+    two readings, ``app:domain::::challenge:password`` (AppLogin with empty sip/guid/dn, no
+    ``info``) and ``app:domain:challenge:password``, compared in constant time. Both need the
+    instance password; a capture of a real check settles which one a PBX sends.
+    """
+    candidates = (
+        Identity(app=msg.app, domain=msg.domain).digest(msg.challenge, password),
+        crypto.sha256_hex(f"{msg.app}:{msg.domain}:{msg.challenge}:{password}"),
+    )
+    ok = bool(msg.challenge) and any(crypto.digests_equal(c, msg.digest) for c in candidates)
+    return msg.reply(
+        AppCheckLoginResult,
+        app=msg.app,
+        domain=msg.domain,
+        ok=ok,
+        error=None if ok else "digest does not match the instance password",
+    )
+
+
 class ClientLogin:
     """Logs in to an AppWebsocket server.
 
@@ -186,9 +212,10 @@ class ClientLogin:
         """
         if self.state is not LoginState.LOGGING_IN or self._service is None:
             raise ProtocolError("unexpected GetServiceLoginResult")
-        if result.error:
+        failure = result.failure  # a text or a number with errorText (spec section 8.3)
+        if failure is not None:
             self.state = LoginState.FAILED
-            raise LoginRefused(f"PBX refused service login: {result.error}")
+            raise LoginRefused(f"PBX refused service login: {failure}")
         self.session_key = crypto.app_decrypt(result.salt, pbx_session_key, result.key)
         return Identity.of(result).login(result.digest)
 

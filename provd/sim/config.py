@@ -28,6 +28,10 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message names the offending key."""
 
 
+#: Values of ``pbx.service_apis_from``.
+SERVICE_APIS_FROM = ("service_info", "app_info")
+
+
 def _tuple(value: Any) -> tuple:
     return tuple(value)
 
@@ -83,6 +87,13 @@ class PbxConfig:
     reconnect_cap: float = 32.0
     node: NodeInfo = NodeInfo()
     users: tuple[PbxUser, ...] = attrs.field(default=(), converter=_tuple)
+    #: Where the PBX reads the APIs an app service offers (what it lists in ServicesInfo)
+    #: from the service's AppInfoResult: ``"service_info"`` (the service-info member, filled
+    #: by AppWebsocketServiceInfo: what the SDK documents) or ``"app_info"`` (``info.apis``).
+    service_apis_from: str = "service_info"
+    #: Answer a refused GetServiceLogin with a numeric ``error`` plus ``errorText`` (as the
+    #: innovaphone JS client expects) instead of an error text.
+    numeric_errors: bool = False
 
 
 @frozen(kw_only=True)
@@ -158,6 +169,11 @@ class DevicesConfig:
     #: Frames that break the SDK layout (a SEND_RESULT with payload): true = the tunnel
     #: request fails with 502; false = tolerated. Either way they are counted.
     strict_frames: bool = True
+    #: Serve the Devices API and sysclients over wss:// with this certificate and key (PEM;
+    #: a self-signed certificate is its own CA file for provd's ``devices.ca_file``). The
+    #: simulated Users service trusts this certificate. Empty: plain ws://.
+    tls_cert: str = ""
+    tls_key: str = ""
     domains: tuple[DomainConfig, ...] = attrs.field(default=(), converter=_tuple)
 
 
@@ -233,6 +249,11 @@ class SimConfig:
             raise ConfigError("log_level: expected debug, info, warning or error")
         if not self.devices.path.startswith("/"):
             raise ConfigError("devices.path: must start with /")
+        if self.pbx.service_apis_from not in SERVICE_APIS_FROM:
+            choices = ", ".join(SERVICE_APIS_FROM)
+            raise ConfigError(f"pbx.service_apis_from: expected one of {choices}")
+        if bool(self.devices.tls_cert) != bool(self.devices.tls_key):
+            raise ConfigError("devices.tls_cert/tls_key: give both or neither")
         if self.devices.categories_per_result < 1:
             raise ConfigError("devices.categories_per_result: must be at least 1")
         if not 1 <= self.devices.tunnel_chunk <= 65536:

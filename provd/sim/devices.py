@@ -18,7 +18,9 @@ Every change of the shared :class:`~.domain.DevicesDomain` wakes :attr:`DevicesA
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
+import ssl
 from typing import Any
 
 import attrs
@@ -157,11 +159,12 @@ class DevicesApp:
         self, *, task_status: trio.TaskStatus[DevicesAddresses] = trio.TASK_STATUS_IGNORED
     ) -> None:
         async with trio.open_nursery() as nursery:
+            tls = self._server_tls()
             server: tw.WebSocketServer = await nursery.start(
-                serve, self._on_websocket, self.config.listen
+                functools.partial(serve, ssl_context=tls), self._on_websocket, self.config.listen
             )
             host = _advertised_host(parse_listen(self.config.listen)[0])
-            url = ws_url(host, server.port, self.config.path)
+            url = ws_url(host, server.port, self.config.path, tls=tls is not None)
             hconfig = HypercornConfig()
             hconfig.bind = [self.config.http_listen]
             hconfig.accesslog = None
@@ -181,6 +184,14 @@ class DevicesApp:
             )
             log.info("devices.listening", url=url, passthrough=self.addresses.passthrough_base)
             task_status.started(self.addresses)
+
+    def _server_tls(self) -> ssl.SSLContext | None:
+        """``devices.tls_cert``/``tls_key``: serve wss:// as an App Platform does."""
+        if not self.config.tls_cert:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        return context
 
     async def restart(self) -> None:
         """Close every connection as a restarting Devices would; wait until all are gone."""

@@ -54,6 +54,7 @@ class FaultPlan:
         self._drops: list[DropRule] = []
         self._delays: dict[Party, float] = {}
         self._reject: set[Party] = set()
+        self._refuse_service_logins = 0
         #: Every drop that happened, as ``(party, what, direction)``.
         self.dropped: list[tuple[Party, str, Direction]] = []
 
@@ -90,10 +91,23 @@ class FaultPlan:
     def rejects(self, party: Party) -> bool:
         return party in self._reject
 
+    def refuse_service_logins(self, times: int = 1) -> None:
+        """The PBX refuses the next ``times`` GetServiceLogin requests (as text or number,
+        per ``pbx.numeric_errors``)."""
+        self._refuse_service_logins = times
+
+    def take_service_login_refusal(self) -> bool:
+        """Consulted by the PBX for each GetServiceLogin; consumes one refusal."""
+        if self._refuse_service_logins <= 0:
+            return False
+        self._refuse_service_logins -= 1
+        return True
+
     def clear(self) -> None:
         self._drops.clear()
         self._delays.clear()
         self._reject.clear()
+        self._refuse_service_logins = 0
 
 
 class Faults(FaultPlan):

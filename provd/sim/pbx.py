@@ -83,6 +83,8 @@ class PbxStatus:
     delays: list[float] = attrs.field(factory=list)
     #: ``info`` of provd's AppInfoResult, once received.
     app_info: dict[str, Any] | None = None
+    #: The service-info member of provd's AppInfoResult, once received (None: absent).
+    service_info: dict[str, Any] | None = None
 
 
 class SimPbx:
@@ -268,9 +270,12 @@ class SimPbx:
             await self._answer([msg.reply(UnsubscribeServicesResult)])
         elif isinstance(msg, GetServiceLogin):
             assert self._session_key is not None
-            result = self.registry.service_login(
-                msg, caller=self.identity, pbx_session_key=self._session_key
-            )
+            if self.faults.take_service_login_refusal():
+                result = self.registry.refusal(msg, "service login refused (fault)")
+            else:
+                result = self.registry.service_login(
+                    msg, caller=self.identity, pbx_session_key=self._session_key
+                )
             log.info("pbx.service_login", app=msg.app, error=result.error)
             await self._answer([result])
         elif isinstance(msg, KeepAlive):
@@ -282,11 +287,19 @@ class SimPbx:
             log.debug("pbx.ignored", mt=mt)
 
     def _on_app_info(self, msg: AppInfoResult) -> None:
+        """Learn the APIs provd offers on incoming connections, from the member
+        ``pbx.service_apis_from`` names: the service info (what AppWebsocketServiceInfo fills,
+        SDK ``common/lib/appwebsocket.htm``) or the app info's ``info.apis``."""
         self.status.app_info = msg.info
-        apis = msg.info.get("apis") if isinstance(msg.info, dict) else None
+        self.status.service_info = msg.service_info
+        if self.config.pbx.service_apis_from == "service_info":
+            source = msg.service_info
+        else:
+            source = msg.info
+        apis = source.get("apis") if isinstance(source, dict) else None
         apis = apis if isinstance(apis, dict) else {}
         target = self.config.provd
-        log.info("pbx.app_info", apis=sorted(apis))
+        log.info("pbx.app_info", apis=sorted(apis), source=self.config.pbx.service_apis_from)
         self.registry.set(
             ServiceEntry(
                 name=target.service_name,

@@ -23,19 +23,29 @@ class ServiceEntry:
     url: str
     password: str = attrs.field(repr=False)
     title: str = ""
-    #: The API map as published (AppInfoResult ``info.apis``); empty = not yet known.
+    #: The API map the service published (from its AppInfoResult, where ``pbx.
+    #: service_apis_from`` says); empty = not yet known.
     apis: dict[str, Any] = attrs.field(factory=dict)
 
     def to_service(self) -> Service:
         return Service(name=self.name, title=self.title, url=self.url, info={"apis": self.apis})
 
 
+#: The number a ``numeric_errors`` PBX puts in a refused GetServiceLoginResult. The public
+#: documents list no error numbers; any non-zero number is a refusal to the JS client.
+REFUSED_CODE = 1
+
+
 class ServiceRegistry:
     """Args: ``on_change`` is called after every change (the PBX pushes ServicesInfo)."""
 
-    def __init__(self, on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, on_change: Callable[[], None] = lambda: None, *, numeric_errors: bool = False
+    ) -> None:
         self._entries: dict[str, ServiceEntry] = {}
         self.on_change = on_change
+        #: Refusals carry a numeric ``error`` and ``errorText`` (``pbx.numeric_errors``).
+        self.numeric_errors = numeric_errors
         #: Bumped on every change; the PBX pushes when it differs from what it last sent.
         self.version = 0
 
@@ -80,13 +90,20 @@ class ServiceRegistry:
         """A login to ``request.app`` for ``caller``, or an ``error`` for an unknown service."""
         entry = self._entries.get(request.app)
         if entry is None:
-            return request.reply(GetServiceLoginResult, error="unknown service")
+            return self.refusal(request, "unknown service")
         return make_service_login(
             request=request,
             caller=caller,
             target_password=entry.password,
             pbx_session_key=pbx_session_key,
         )
+
+    def refusal(self, request: GetServiceLogin, text: str) -> GetServiceLoginResult:
+        """A refused ``GetServiceLogin``: ``error`` as text, or as a number with the text
+        in ``errorText`` (``numeric_errors``; the JS client's reading, spec section 8.3)."""
+        if self.numeric_errors:
+            return request.reply(GetServiceLoginResult, error=REFUSED_CODE, error_text=text)
+        return request.reply(GetServiceLoginResult, error=text)
 
     def _changed(self) -> None:
         self.version += 1

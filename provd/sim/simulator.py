@@ -87,7 +87,7 @@ class Simulator:
         self.domain = DevicesDomain(
             self.config.devices.domains, clock=clock, on_change=self._domain_changed
         )
-        self.registry = ServiceRegistry()
+        self.registry = ServiceRegistry(numeric_errors=self.config.pbx.numeric_errors)
         self.pbxapi = PbxApiState(self.config.pbx.users, self.config.pbx.node)
         self.pbx = SimPbx(self.config, self.registry, self.pbxapi, self.faults, backoff=backoff)
         self.devices_app = DevicesApp(self.config.devices, self.domain, self.faults, self.watch)
@@ -186,7 +186,9 @@ class Simulator:
         """
         phones = list(phones) if phones is not None else phones_from_config(self.config)
         with trio.fail_after(wait):
-            await self.pbx.watch.wait_until(lambda: self.registry.find(PROVISIONING_API))
+            await self.pbx.watch.wait_until(
+                lambda: self.registry.services_info().find(PROVISIONING_API)
+            )
         return await self.users.provision(phones, phone_timeout=phone_timeout)
 
     # --- read-only views for tests ----------------------------------------------------------

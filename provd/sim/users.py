@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import ssl
 from collections.abc import Iterable
 
 import attrs
@@ -39,6 +40,7 @@ from ..protocol.messages import (
     ProvisioningPhoneResult,
 )
 from ..transport import AppWebsocket, ConnectionLost, RequestTracker, connect, login_as_service
+from ..transport.tls import context_for
 from .config import PhoneConfig, SimConfig
 from .faults import Direction, FaultPlan, Party
 from .services import ServiceRegistry
@@ -140,7 +142,10 @@ class UsersService:
         """
         phones = list(phones)
         timeout = self.config.users.timeout if phone_timeout is None else phone_timeout
-        provd = self.registry.find(PROVISIONING_API)
+        # As a real Users service does (IServicesApi::GetService): look the API up in the
+        # ServicesInfo its PBX sends, i.e. in the services' *listed* info.
+        listed = self.registry.services_info()
+        provd = listed.find(PROVISIONING_API)
         if provd is None:
             raise LookupError(f"no service publishes {PROVISIONING_API}")
         results: list[ProvisionResult] = []
@@ -148,7 +153,7 @@ class UsersService:
             codes: _DevicesClient | None = None
             devices_error = ""
             if any(p.code is None for p in phones):
-                devices = self.registry.find(DEVICES_API)
+                devices = listed.find(DEVICES_API)
                 if devices is None:
                     raise LookupError(f"no service publishes {DEVICES_API}")
                 try:
@@ -197,7 +202,7 @@ class UsersService:
 
     @contextlib.asynccontextmanager
     async def _devices(self, url: str, name: str):
-        async with connect(url) as ws:
+        async with connect(url, ssl_context=self._devices_tls(url)) as ws:
             conn = AppWebsocket(ws)
             await login_as_service(conn, name, self._ask_pbx, self._pbx_key)
             log.info("users.devices_logged_in", service=name)
@@ -206,6 +211,12 @@ class UsersService:
                 nursery.start_soon(client.read)  # never raises: it ends the tracker instead
                 yield client
                 nursery.cancel_scope.cancel()
+
+    def _devices_tls(self, url: str) -> ssl.SSLContext | None:
+        """Devices over wss:// (``devices.tls_cert``): the Users service, part of the same
+        installation, trusts that certificate."""
+        cert = self.config.devices.tls_cert
+        return context_for(url, ca_file=cert) if cert else None
 
     @contextlib.asynccontextmanager
     async def _provd(self, url: str, name: str):

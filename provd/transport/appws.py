@@ -19,12 +19,15 @@ import trio_websocket as tw
 
 from ..protocol import LoginRefused, ProtocolError
 from ..protocol.jsonwire import MAX_MESSAGE_SIZE
-from ..protocol.login import ClientLogin, Identity, ServerLogin
+from ..protocol.login import ClientLogin, Identity, ServerLogin, check_login
 from ..protocol.messages import (
     AppChallenge,
     AppChallengeResult,
+    AppCheckLogin,
     AppLogin,
     AppLoginResult,
+    CheckBuild,
+    CheckBuildResult,
     GetServiceLogin,
     GetServiceLoginResult,
     Message,
@@ -179,6 +182,28 @@ async def accept_login(
                         throttle.succeeded(address)
                     return login
                 raise LoginRefused("wrong digest")
+            elif isinstance(msg, AppCheckLogin):
+                # The PBX Manager's password check: answered, never a protocol error
+                # (spec section 2); after a match the connection may still log in. A
+                # mismatch ends the connection once answered, as a wrong AppLogin does, so
+                # the check is no password-guessing oracle.
+                result = check_login(msg, password)
+                if result.ok:
+                    log.info("appservice.check_login", app=msg.app, ok=True)
+                    await conn.send(result)
+                    continue
+                log.warning(
+                    "appservice.check_login",
+                    app=msg.app,
+                    ok=False,
+                    hint="the App object's password differs from appservice.password",
+                )
+                await conn.send(result)
+                raise LoginRefused("AppCheckLogin digest does not match")
+            elif isinstance(msg, CheckBuild):
+                # The innovaphone JS client sends it before its AppChallenge when checkBuild
+                # is set. No url: the client would redirect (spec section 2).
+                await conn.send(msg.reply(CheckBuildResult))
             else:
                 refused(f"{type(msg).__name__} before login")
                 raise ProtocolError(f"{type(msg).__name__} before login")

@@ -131,7 +131,9 @@ async def test_store_error_is_not_a_crash(tmp_path, nursery):
         )
         conn.commit()
         await sim.faults.restart_devices()
-        await wait_lines(provd, "event=sysclient.store_error reason=.store error: .*disk trouble", 3)
+        await wait_lines(
+            provd, "event=sysclient.store_error reason=.store error: .*disk trouble", 3
+        )
         conn.execute("DROP TRIGGER refuse_online")
         conn.commit()
         conn.close()

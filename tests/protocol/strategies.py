@@ -1,7 +1,8 @@
 """Hypothesis strategies derived from the message classes themselves."""
 
+import types
 import typing
-from typing import Any, get_args, get_origin
+from typing import Any, Union, get_args, get_origin
 
 import attrs
 from hypothesis import strategies as st
@@ -23,6 +24,8 @@ def for_type(kind: Any) -> st.SearchStrategy:
     inner = _optional_inner(kind)
     if inner is not None:
         return st.none() | for_type(inner)
+    if get_origin(kind) in (Union, types.UnionType):  # int | str | None
+        return st.one_of([st.none() if a is type(None) else for_type(a) for a in get_args(kind)])
     if kind is str:
         return st.text(max_size=30)
     if kind is bool:

@@ -232,10 +232,13 @@ def test_service_apis_under_info_or_info_apis():
 
 
 def test_app_info_result_publishes_provisioning():
-    """AppInfoResult carries the provisioning API with its title, and echoes src."""
+    """AppInfoResult carries the provisioning API in the service info and in info.apis
+    (spec section 8.1), echoes app and src."""
     result = app_info_result(AppInfo(app="provd", src="7"), title="provd")
     assert encode(result) == {
         "mt": "AppInfoResult",
+        "app": "provd",
         "info": {"hidden": False, "apis": {"com.innovaphone.provisioning": {"title": "provd"}}},
+        "serviceInfo": {"apis": {"com.innovaphone.provisioning": {}}},
         "src": "7",
     }

@@ -111,7 +111,7 @@ class TestServices:
         assert "apis" in devices.info
         provd = info.find(PROVISIONING_API)
         assert provd is not None and provd.url == fake_provd.url
-        assert provd.info["apis"][PROVISIONING_API] == {"title": "provd"}
+        assert provd.info["apis"][PROVISIONING_API] == {}  # from provd's service info
 
     async def test_change_pushes_new_services_info(self, sim, fake_provd):
         """Moving the Devices service pushes a fresh ServicesInfo with the new URL."""
@@ -233,4 +233,5 @@ async def test_app_info_answer_is_what_gets_listed(sim, fake_provd):
         await peer.conn.send(app_info_result(app_info, title="Custom Title", hidden=True))
         await sim.pbx.watch.wait_until(lambda: sim.pbx.status.app_info is not None)
     entry = sim.registry.find(PROVISIONING_API)
-    assert entry.apis == {PROVISIONING_API: {"title": "Custom Title"}}
+    assert entry.apis == {PROVISIONING_API: {}}  # the service info (pbx.service_apis_from)
+    assert sim.pbx.status.app_info["apis"] == {PROVISIONING_API: {"title": "Custom Title"}}

@@ -1,9 +1,21 @@
 """Typed AppWebsocket messages: every ``mt`` provd sends or receives, and their codec."""
 
-from ._codec import Message, UnknownMessage, decode, decode_text, encode, encode_text, registered
+from ._codec import (
+    InvalidMessage,
+    Message,
+    UnknownMessage,
+    decode,
+    decode_text,
+    encode,
+    encode_text,
+    registered,
+)
 from .base import (
+    SERVICE_INFO_MEMBER,
     AppChallenge,
     AppChallengeResult,
+    AppCheckLogin,
+    AppCheckLoginResult,
     AppInfo,
     AppInfoResult,
     AppLogin,
@@ -64,7 +76,12 @@ from .pbxapi import (
     UpdateProfileContactResult,
     UpdateProfileResult,
 )
-from .provisioning import PROVISIONING_API, ProvisioningPhone, ProvisioningPhoneResult
+from .provisioning import (
+    PROVISIONING_API,
+    ProvisioningPhone,
+    ProvisioningPhoneResult,
+    provisioning_phone_problem,
+)
 from .services import (
     SERVICES_API,
     GetServiceLogin,
@@ -82,12 +99,15 @@ __all__ = [
     "PBX_API",
     "PROVISIONING_API",
     "SERVICES_API",
+    "SERVICE_INFO_MEMBER",
     "AddProfile",
     "AddProfileContact",
     "AddProfileContactResult",
     "AddProfileResult",
     "AppChallenge",
     "AppChallengeResult",
+    "AppCheckLogin",
+    "AppCheckLoginResult",
     "AppInfo",
     "AppInfoResult",
     "AppLogin",
@@ -114,6 +134,7 @@ __all__ = [
     "GetProvisioningCodeResult",
     "GetServiceLogin",
     "GetServiceLoginResult",
+    "InvalidMessage",
     "KeepAlive",
     "KeepAliveResult",
     "Message",
@@ -153,5 +174,6 @@ __all__ = [
     "decode_text",
     "encode",
     "encode_text",
+    "provisioning_phone_problem",
     "registered",
 ]

@@ -157,6 +157,16 @@ def _check(value: Any, kind: Any, where: str) -> Any:
             return value
         raise ProtocolError(f"{where}: expected a number")
     origin = get_origin(kind)
+    if origin in (Union, types.UnionType):
+        # ``int | str``: the first alternative that fits (peers differ, spec section 8.3).
+        alternatives = [a for a in get_args(kind) if a is not type(None)]
+        for alternative in alternatives:
+            try:
+                return _check(value, alternative, where)
+            except ProtocolError:
+                continue
+        names = " or ".join(getattr(a, "__name__", str(a)) for a in alternatives)
+        raise ProtocolError(f"{where}: expected {names}")
     if kind is dict or origin is dict:
         if isinstance(value, dict):
             return value
@@ -195,6 +205,20 @@ def _build(cls: type[T], obj: dict[str, Any], where: str) -> T:
     return cls(**kwargs)
 
 
+class InvalidMessage(ProtocolError):
+    """A known message with a missing or mistyped member.
+
+    Carries what a receiver needs to answer instead of closing: the message type and the
+    request's ``src`` (when that at least was a string).
+    """
+
+    def __init__(self, reason: str, *, mt: str, api: str | None, src: str | None) -> None:
+        super().__init__(reason)
+        self.mt = mt
+        self.api = api
+        self.src = src
+
+
 def decode(obj: dict[str, Any]) -> Message:
     """Turn a decoded JSON object into its typed message.
 
@@ -202,8 +226,8 @@ def decode(obj: dict[str, Any]) -> Message:
         The registered message for ``(api, mt)``, or :class:`UnknownMessage`.
 
     Raises:
-        ProtocolError: ``mt`` missing or not a string, ``api``/``src`` not strings, or a
-            known message with missing or mistyped fields.
+        ProtocolError: ``mt`` missing or not a string, ``api``/``src`` not strings.
+        InvalidMessage: (a ProtocolError) a known message with missing or mistyped fields.
     """
     mt = obj.get("mt")
     if not isinstance(mt, str) or not mt:
@@ -220,7 +244,13 @@ def decode(obj: dict[str, Any]) -> Message:
         if src is not None and not isinstance(src, str):
             raise ProtocolError(f"{mt}: src is not a string")
         return UnknownMessage(mt=mt, api=api, src=src, body=obj)
-    return _build(cls, obj, mt)
+    try:
+        return _build(cls, obj, mt)
+    except ProtocolError as exc:
+        src = obj.get("src")
+        raise InvalidMessage(
+            exc.reason, mt=mt, api=api, src=src if isinstance(src, str) else None
+        ) from None
 
 
 def decode_text(data: str | bytes) -> Message:

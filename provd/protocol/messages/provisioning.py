@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ._codec import Message, message
 
 PROVISIONING_API = "com.innovaphone.provisioning"
@@ -37,3 +39,36 @@ class ProvisioningPhoneResult(Message):
 
     result: str
     error: str | None = None
+
+
+#: Longest accepted text member of ``ProvisioningPhone``, characters. Real values are short
+#: (a 12-digit code, a user name, a DNS name); the bound keeps a peer from parking megabytes
+#: in the database.
+MAX_MEMBER = 256
+#: Longest ``seed1`` (innovaphone seeds are about 23 digits).
+MAX_SEED = 64
+#: Longest encrypted ``password``: hex of RC4 output, two characters per plaintext byte.
+MAX_PASSWORD_HEX = 2 * MAX_MEMBER
+
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2})*")
+
+
+def provisioning_phone_problem(msg: ProvisioningPhone) -> str | None:
+    """Why ``msg`` cannot be stored (a log-safe sentence), or None if its sizes are sane.
+
+    Checks lengths and shapes only; the MAC (12 hex digits, at most 32 characters with
+    separators) is checked by :func:`provd.protocol.normalize_mac` in the caller.
+    """
+    for name in ("code", "hwid", "usename", "cn", "domain", "dns"):
+        if len(getattr(msg, name)) > MAX_MEMBER:
+            return f"{name}: longer than {MAX_MEMBER} characters"
+    if len(msg.seed1) > MAX_SEED:
+        return f"seed1: longer than {MAX_SEED} characters"
+    if msg.password_encrypted:
+        if len(msg.password) > MAX_PASSWORD_HEX:
+            return f"password: longer than {MAX_PASSWORD_HEX} hex characters"
+        if not _HEX.fullmatch(msg.password):
+            return "password: not hex"
+    elif len(msg.password) > MAX_MEMBER:
+        return f"password: longer than {MAX_MEMBER} characters"
+    return None

@@ -87,4 +87,19 @@ class GetServiceLoginResult(Message):
     digest: str = ""
     salt: str = ""
     key: str = ""
-    error: str | None = None
+    #: A text, or a number with the text in ``errorText``: the innovaphone JS client shows
+    #: ``errorText`` if set, else ``"Error " + error`` (``web1/appwebsocket/
+    #: innovaphone.appwebsocket.Connection.js``, AppLoginResult handling). Zero/empty = none.
+    error: int | str | None = None
+    error_text: str | None = wire("errorText", default=None)
+
+    @property
+    def failure(self) -> str | None:
+        """A log-safe description of the refusal, or None if the PBX made a login."""
+        if not self.error and not self.error_text:
+            return None
+        if self.error_text and self.error and not isinstance(self.error, str):
+            return f"{self.error_text} (error {self.error})"
+        if isinstance(self.error, str) and self.error:
+            return self.error
+        return self.error_text or f"error {self.error}"
