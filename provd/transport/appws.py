@@ -187,16 +187,19 @@ async def accept_login(
                 # (spec section 2); after a match the connection may still log in. A
                 # mismatch ends the connection once answered, as a wrong AppLogin does, so
                 # the check is no password-guessing oracle.
+                if throttle is not None:  # an oracle for the password: rate-limited too
+                    await throttle.wait_turn(address)
                 result = check_login(msg, password)
                 if result.ok:
                     log.info("appservice.check_login", app=msg.app, ok=True)
+                    if throttle is not None:
+                        throttle.succeeded(address)
                     await conn.send(result)
                     continue
-                log.warning(
-                    "appservice.check_login",
-                    app=msg.app,
-                    ok=False,
-                    hint="the App object's password differs from appservice.password",
+                # Logged (once, then summed per address) by the throttle's refusal report.
+                refused(
+                    "AppCheckLogin digest does not match: the App object's password differs"
+                    " from appservice.password"
                 )
                 await conn.send(result)
                 raise LoginRefused("AppCheckLogin digest does not match")

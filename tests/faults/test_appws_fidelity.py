@@ -163,7 +163,12 @@ async def test_app_check_login_right_and_wrong_password(tmp_path, nursery, form)
                 assert (answer.src, answer.ok) == ("c2", False) and answer.error
                 with pytest.raises(ConnectionLost):
                     await conn.receive()
-    failed = [e for e in events if e["event"] == "appservice.check_login" and not e["ok"]]
+    # Counted and logged by the login throttle like a wrong AppLogin (no guessing oracle).
+    failed = [
+        e
+        for e in events
+        if e["event"] == "appservice.login_refused" and "AppCheckLogin" in e["reason"]
+    ]
     assert failed and failed[0]["log_level"] == "warning"
 
 
