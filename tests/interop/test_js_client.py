@@ -1,10 +1,9 @@
 """innovaphone's own JavaScript AppWebsocket client logs in to provd (spec sections 2, 8.3).
 
 The client is the SDK file ``web1/appwebsocket/innovaphone.appwebsocket.Connection.js``, read
-at test time from the SDK mirror (``/work/.mirror/innovaphone+13r1-SDK``, present on the
-machines that run this suite); it is not part of this repository. It runs under node 20
-(``--experimental-websocket`` gives it the browser's ``WebSocket``) with a few lines of
-browser shims. The test fails, naming what is missing, if node or the mirror is absent.
+at test time from the SDK mirror (see ``conftest.py``); it is not part of this repository.
+It runs under node 20 (``--experimental-websocket`` gives it the browser's ``WebSocket``)
+with a few lines of browser shims. The test fails, naming it, if node is absent.
 
 What it proves against a real provd: the client's CheckBuild (sent before its challenge) is
 answered without a redirect, its password login completes (AppLoginResult ok), ``src`` is
@@ -22,8 +21,8 @@ import trio
 from provd.actors.daemon import Daemon
 
 from ..actors.conftest import PASSWORD, make_config
+from .conftest import SDK_GIT_DIR
 
-SDK_GIT_DIR = "/work/.mirror/innovaphone+13r1-SDK/repo"
 SDK_CLIENT = "web1/appwebsocket/innovaphone.appwebsocket.Connection.js"
 MAC = "001565ee0001"
 SECRET = "S3cret-Päss & <more>"
