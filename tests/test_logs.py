@@ -180,3 +180,19 @@ def test_automaton_is_built_off_the_callers_thread(scrubber, out, monkeypatch):
     logged = out.getvalue()
     assert not any(s in logged for s in secrets)
     assert logged.count("********") == len(secrets[::97]) + len(secrets[::89])
+
+
+def test_phone_directory_forgets_a_replaced_password(scrubber, out):
+    """The directory registers a phone's secrets under its MAC and forgets one the store
+    replaced (a new device password), so the registry follows the phones it holds."""
+    from provd.actors.state import PhoneDirectory
+    from provd.store.records import PhoneRecord
+
+    directory = PhoneDirectory()
+    directory.put(PhoneRecord(mac="001565000001", code="1", sysclient_password="Old-Device-Pw-1"))
+    directory.put(PhoneRecord(mac="001565000001", code="2", sysclient_password="New-Device-Pw-2"))
+    structlog.get_logger().info("x", error="Old-Device-Pw-1 New-Device-Pw-2")
+    assert "Old-Device-Pw-1 ********" in out.getvalue()
+    directory.remove("001565000001")
+    logs.forget_secrets("001565000001")
+    assert scrubber.stats()["secrets"] == 0

@@ -313,7 +313,7 @@ class AppSession:
                 password = crypto.app_decrypt(msg.seed1, self.session_key, msg.password)
             except ProtocolError as exc:
                 return Outcome(ok=False, error=f"password does not decrypt: {exc.reason}")
-        register_secret(password)
+        register_secret(password, owner=mac)
         record, new_code = await phones.store.call(
             lambda db: db.upsert_phone(
                 mac=mac,

@@ -414,7 +414,7 @@ async def _on_password(event: PasswordAssigned, link: _Link) -> list[TunnelFrame
     one transaction; a password during a session (added to a domain by an administrator)
     replaces only the password.
     """
-    register_secret(event.password)
+    register_secret(event.password, owner=link.mac)
     mac, store = link.mac, link.ctx.store
     if event.with_code:
         code = link.record.code
@@ -475,7 +475,7 @@ async def _on_settled(event: Settled, link: _Link) -> list[TunnelFrame]:
 
 
 async def _on_admin_password(event: AdminPasswordReceived, link: _Link) -> list[TunnelFrame]:
-    register_secret(event.password)
+    register_secret(event.password, owner=link.mac)
     await link.ctx.store.call(lambda db: db.set_admin_password(link.mac, event.password))
     await _refresh(link.ctx, link.mac)
     log.info("sysclient.admin_password_received")

@@ -18,7 +18,7 @@ import attrs
 import structlog
 import trio
 
-from ..logs import redact_secrets, register_secret
+from ..logs import forget_secret, redact_secrets, register_secret
 from ..phones.keys import Key, keys_from
 from ..phones.model import PhoneData
 from ..protocol import ProtocolError
@@ -50,7 +50,7 @@ def phone_data(record: PhoneRecord) -> PhoneData:
                 media.pop(key, None)
         media.pop("turnSeed", None)
         if turn is not None:
-            register_secret(turn)
+            register_secret(turn, owner=record.mac)
             media["turnPassword"] = turn
         else:
             media.pop("turnPassword", None)
@@ -106,6 +106,15 @@ class ActorStatus:
         }
 
 
+def _secrets_of(record: PhoneRecord) -> tuple[str, ...]:
+    return (
+        record.password,
+        record.sysclient_password,
+        record.admin_password,
+        record.web_password,
+    )
+
+
 class PhoneDirectory:
     def __init__(self) -> None:
         self._records: dict[str, PhoneRecord] = {}
@@ -136,13 +145,16 @@ class PhoneDirectory:
             self.put(record)
 
     def put(self, record: PhoneRecord) -> None:
-        for secret in (
-            record.password,
-            record.sysclient_password,
-            record.admin_password,
-            record.web_password,
-        ):
-            register_secret(secret)
+        # The phone's secrets are scrubbed from logs while it holds them (owner = its MAC);
+        # a replaced one is forgotten (unless another owner holds it), a removed phone's
+        # all of them (provd.logs.forget_secrets), so the scrubber does not grow forever.
+        secrets = _secrets_of(record)
+        old = self._records.get(record.mac)
+        for secret in secrets:
+            register_secret(secret, owner=record.mac)
+        if old is not None:
+            for secret in set(_secrets_of(old)) - set(secrets):
+                forget_secret(secret, owner=record.mac)
         self._records[record.mac] = record
         self._data.pop(record.mac, None)
 
