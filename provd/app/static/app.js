@@ -33,7 +33,7 @@ const ago = (t) => {
 const badge = (state) =>
   h("span", { class: `badge ${["provisioned", "pending", "failed"].includes(state) ? state : "other"}` }, state);
 function setPage(title, ...content) {
-  main.replaceChildren(h("h2", { id: "page-title" }, title), ...content);
+  main.replaceChildren(h("h2", { id: "page-title" }, title), ...content.flat());
   main.setAttribute("aria-busy", "false");
   document.title = `${title} – provd`;
 }
