@@ -129,8 +129,10 @@ def check_settings(
         if name not in SETTINGS:
             errors.append({"field": f"phones.{name}", "error": "cannot be set in the App"})
             continue
+        # Each field alone (a password is checked together with the user name below).
+        probe = {name: value, **({"username": "u"} if name == "password" else {})}
         try:
-            PhonesSettings.from_mapping({name: value})
+            PhonesSettings.from_mapping(probe)
         except ValueError as exc:
             text = str(exc)
             field, _, error = text.partition(": ")
