@@ -67,7 +67,7 @@ async def test_users_service_and_pbx_logins_cannot_use_the_admin_api(tmp_path, n
 
 async def test_admin_requests_are_checked_logged_stored_and_survive_a_restart(tmp_path, nursery):
     with trio.fail_after(90):
-        sim, provd = await start_installation(nursery, tmp_path)
+        _sim, provd = await start_installation(nursery, tmp_path)
         async with connect(provd.appservice_url + "provd") as ws:
             conn = AppWebsocket(ws)
             await login_with_password(conn, ADMIN, INSTANCE_PASSWORD)
