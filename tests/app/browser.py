@@ -76,6 +76,7 @@ def shot(browser, name: str, *, frame: bool = True) -> None:
     if not SHOTS:
         return
     Path(SHOTS).mkdir(parents=True, exist_ok=True)
+    browser.execute_script("window.scrollTo(0, 0)")
     if frame:
         browser.switch_to.default_content()
     browser.save_screenshot(str(Path(SHOTS) / f"{name}.png"))

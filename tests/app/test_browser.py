@@ -88,6 +88,21 @@ def change_setting(browser) -> None:
     text_in(browser, "#settings-saved", "phones.time_server")
 
 
+def remove_with_confirmation(browser, mac: str) -> None:
+    """Remove asks first: Cancel keeps the phone, Remove takes it off the live list."""
+    go(browser, f"#/phone/{mac}", "#act-remove")
+    browser.find_element(By.ID, "act-remove").click()
+    css(browser, "#confirm-dialog[open]")
+    browser.find_element(By.ID, "confirm-cancel").click()
+    wait(browser, lambda b: not b.find_element(By.ID, "confirm-dialog").get_attribute("open"))
+    assert browser.find_element(By.ID, "act-remove").is_displayed()
+    browser.find_element(By.ID, "act-remove").click()
+    css(browser, "#confirm-dialog[open]")
+    browser.find_element(By.ID, "confirm-ok").click()
+    css(browser, "#phones")
+    wait(browser, lambda b: mac not in rows(b) and len(rows(b)) == len(PHONES))
+
+
 def screenshots(browser, mac: str) -> None:
     """The main pages, light and dark, and at 320 px (only with PROVD_SCREENSHOTS)."""
     pages = [
@@ -164,6 +179,10 @@ async def test_app_in_myapps_logs_in_follows_phones_and_changes_a_setting(tmp_pa
             assert "ntp.admin.example" in answer.text
 
             await run(keyboard_only, browser)
+            await run(remove_with_confirmation, browser, mac12(LATE))
+            with trio.fail_after(15):
+                line = (await provd.wait_for(r"admin.phone_removed.*mac=0c383eaa0004")).string
+            assert "by=admin@example.com" in line
             await run(screenshots, browser, mac12(PHONES[0]))
         finally:
             with trio.CancelScope(shield=True):

@@ -350,7 +350,7 @@ async function showSettings(notice = null) {
     h("legend", {}, "SIP transport"),
     ...["tls", "tcp"].map((t) => h("label", {}, h("input", { type: "radio", name: "sip_transport", value: t, checked: s.sip_transport === t }), t.toUpperCase())),
     h("p", { class: "error", id: "s-sip_transport-error" }));
-  const summary = h("div", { id: "settings-result", role: "alert" });
+  const summary = h("div", { id: "settings-result", role: "alert", tabindex: "-1" });
   if (notice) summary.append(notice);
   const form = h("form", { id: "settings-form", class: "panel", novalidate: true },
     transport,
@@ -378,7 +378,7 @@ function showErrors(form, summary, errors) {
     list.append(h("li", {}, e.field ? h("a", { href: `#/settings`, onclick: (ev) => { ev.preventDefault(); input && input.focus(); } }, e.field) : "", e.field ? `: ${e.error}` : e.error));
   }
   summary.replaceChildren(h("div", { class: "notice bad" }, h("p", {}, `Not saved: ${errors.length} problem${errors.length > 1 ? "s" : ""}.`), list));
-  summary.focus?.();
+  summary.focus();
 }
 async function saveSettings(form, current, summary) {
   const data = new FormData(form);
