@@ -446,4 +446,8 @@ async def _front(
 
 def _remote(request: tw.WebSocketRequest) -> str:
     r = request.remote
-    return f"{r.address}:{r.port}" if isinstance(r, tw.Endpoint) else str(r)
+    if isinstance(r, tw.Endpoint):
+        return f"{r.address}:{r.port}"
+    # Through the HTTP front the library sees a ReplayStream, which knows the peer.
+    stream = getattr(getattr(request, "_connection", None), "_stream", None)
+    return getattr(stream, "peer", None) or str(r)
