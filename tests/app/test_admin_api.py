@@ -14,6 +14,7 @@ import httpx
 import trio
 
 from provd.protocol.login import Identity
+from provd.sim import Phone
 from provd.sim.pbx import app_object_identity, http_url
 from provd.transport import AppWebsocket, connect, login_as_service, login_with_password
 
@@ -148,3 +149,36 @@ async def test_app_files_served_with_types_caching_and_csp(tmp_path, nursery):
         await stream.aclose()
         async with connect(provd.appservice_url + "provd") as ws:
             await login_with_password(AppWebsocket(ws), ADMIN, INSTANCE_PASSWORD)
+
+
+async def test_phone_detail_masks_secrets_actions_and_live_updates(tmp_path, nursery):
+    phone = Phone(mac="80:5e:c0:aa:00:09", user="ida", cn="Ida", password="Ida-Secret-Pwd-9")
+    with trio.fail_after(60):
+        sim, provd = await start_installation(nursery, tmp_path)
+        async with connect(provd.appservice_url + "provd") as ws:
+            conn = AppWebsocket(ws)
+            await login_with_password(conn, ADMIN, INSTANCE_PASSWORD)
+            first = await ask(conn, "SubscribePhones")
+            assert first["phones"] == []
+            assert [r.outcome for r in await sim.provision([phone])] == ["ok"]
+            # Indications with the subscription's src, until the phone is provisioned.
+            while True:
+                update = json.loads(await conn.ws.get_message())
+                assert update["src"] == "t-SubscribePhones", update
+                if update["mt"] == "PhoneUpdate" and update["phone"]["state"] == "provisioned":
+                    break
+            mac = "805ec0aa0009"
+            detail = await ask(conn, "GetPhone", mac=mac)
+            text = json.dumps(detail)
+            for secret in (phone.password, sim.sysclient_password(mac), "Turn-Secret-e2e"):
+                assert secret not in text  # Devices items and the file are masked
+            assert detail["items"]["MEDIA"]["turnPassword"] == "********"
+            assert detail["file"]["name"] == f"/{mac}.cfg"
+            assert "********" in detail["file"]["text"]
+            assert detail["phone"]["user"] == "ida" and detail["phone"]["running"] is True
+            assert "error" not in await ask(conn, "Rerender", mac=mac)
+            assert "error" not in await ask(conn, "Reconnect", mac=mac)
+            await provd.wait_for(r"admin.phone_reconnect.*mac=805ec0aa0009")
+            assert (await ask(conn, "Reconnect", mac="805ec0ffffff"))["error"] == (
+                "no phone 805ec0ffffff"
+            )
