@@ -121,8 +121,9 @@ def to_request(request: h11.Request) -> HttpRequest:
 async def answer(stream: trio.abc.Stream, response: HttpResponse, *, head_only: bool) -> None:
     """Send ``response`` (HTTP/1.1, ``Connection: close``) and close the stream."""
     conn = h11.Connection(h11.SERVER)
-    # h11 needs to have seen a request before it writes a response.
-    conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    # h11 needs to have seen a request before it writes a response (HEAD: no body).
+    method = b"HEAD" if head_only else b"GET"
+    conn.receive_data(method + b" / HTTP/1.1\r\nHost: x\r\n\r\n")
     conn.next_event()
     headers = [
         *response.headers,

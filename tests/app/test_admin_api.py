@@ -128,6 +128,9 @@ async def test_app_files_served_with_types_caching_and_csp(tmp_path, nursery):
             assert f"ws://{page.url.netloc.decode()}" in csp
             assert page.headers["x-content-type-options"] == "nosniff"
             build = re.search(r'data-build="([0-9a-f]{16})"', page.text)[1]
+            head = await client.head("provd-admin.htm")
+            assert head.status_code == 200 and head.content == b""
+            assert head.headers["content-length"] == str(len(page.content))
             again = await client.get(
                 "provd-admin.htm", headers={"If-None-Match": page.headers["etag"]}
             )
