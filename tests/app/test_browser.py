@@ -14,13 +14,14 @@ import httpx
 import trio
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select
 
 from provd.phones import Vendor
 from provd.phones.examples import phone_request
 from provd.sim import Phone
 from provd.sim.pbx import http_url
 
-from ..e2e.harness import INSTANCE_PASSWORD, start_installation
+from ..e2e.harness import INSTANCE_PASSWORD, cli, start_installation
 from .browser import chromium, css, quit_browser, shot, text_in, wait
 
 PHONES = [
@@ -67,6 +68,25 @@ def live_row(browser, mac: str) -> None:
     """The late phone's row shows up, provisioned, with no page load in between."""
     wait(browser, lambda b: "provisioned" in rows(b).get(mac, ""))
     assert browser.execute_script("return window.__sameDocument === true")
+
+
+def filter_by_category(browser, mac: str) -> None:
+    """A category set now shows live, and the category filter narrows the list to it."""
+    wait(
+        browser,
+        lambda b: (
+            b.execute_script(
+                "const c = document.querySelector(`tr[data-mac='${arguments[0]}'] "
+                "td[data-label=Category]`); return c && c.textContent;",
+                mac,
+            )
+            == "Sales"
+        ),
+    )
+    Select(browser.find_element(By.ID, "f-category")).select_by_value("Sales")
+    wait(browser, lambda b: list(rows(b)) == [mac])
+    Select(browser.find_element(By.ID, "f-category")).select_by_value("")
+    wait(browser, lambda b: len(rows(b)) == len(PHONES) + 1)
 
 
 def change_setting(browser) -> None:
@@ -116,6 +136,8 @@ def screenshots(browser, mac: str) -> None:
             browser.find_element(By.ID, "theme").click()
         for name, hash_, ready in pages:
             go(browser, hash_, ready)
+            if name == "phone":  # show a Devices item, its secrets masked
+                browser.find_element(By.CSS_SELECTOR, "#item-MEDIA summary").click()
             shot(browser, f"{name}-{theme}")
     browser.find_element(By.ID, "theme").click()  # back to light
     browser.set_window_size(320, 860)
@@ -166,6 +188,18 @@ async def test_app_in_myapps_logs_in_follows_phones_and_changes_a_setting(tmp_pa
             async with trio.open_nursery() as inner:
                 inner.start_soon(sim.provision, [LATE])
                 await run(live_row, browser, mac12(LATE))
+
+            # ... and a change to a phone already listed (its key category, set by the CLI).
+            done = await run(
+                functools.partial(cli, provd=provd),
+                "phones",
+                "keys",
+                mac12(PHONES[1]),
+                "--category",
+                "Sales",
+            )
+            assert done.returncode == 0, done.stderr
+            await run(filter_by_category, browser, mac12(PHONES[1]))
 
             # 3. a setting changed in the App reaches a phone's file; logged with who.
             await run(change_setting, browser)

@@ -185,10 +185,23 @@ function phoneRow(p) {
     h("td", { "data-label": "Online", class: p.online ? "online" : "offline" }, p.online ? "online" : "offline"),
     h("td", { "data-label": "Changed", title: time(p.updated) }, ago(p.updated)));
 }
+function refreshOptions(all) {
+  // Live updates may bring new states, vendors or categories: keep the filters complete.
+  for (const [id, key] of [["f-state", "state"], ["f-vendor", "vendor"], ["f-category", "category"]]) {
+    const el = document.getElementById(id);
+    const values = [...new Set(all.map((p) => p[key]))].sort();
+    const have = [...el.options].slice(1).map((o) => o.value);
+    if (JSON.stringify(have) === JSON.stringify(values)) continue;
+    el.replaceChildren(h("option", { value: "" }, "All"), ...values.map((v) => h("option", { value: v }, v || "(none)")));
+    el.value = values.includes(filters[key]) ? filters[key] : "";
+    filters[key] = el.value;
+  }
+}
 function renderPhoneRows(changed) {
   const tbody = document.querySelector("#phones tbody");
   if (!tbody) return;
   const all = [...state.phones.values()].sort((a, b) => a.mac.localeCompare(b.mac));
+  refreshOptions(all);
   const shown = all.filter(matches);
   tbody.replaceChildren(...shown.map((p) => {
     const row = phoneRow(p);
