@@ -9,6 +9,8 @@ refused the admin API (tests/app/test_admin_api.py checks the wire; here the bro
 from __future__ import annotations
 
 import functools
+import json
+from typing import Any
 
 import httpx
 import trio
@@ -18,6 +20,8 @@ from selenium.webdriver.support.ui import Select
 
 from provd.phones import Vendor
 from provd.phones.examples import phone_request
+from provd.protocol.login import Identity
+from provd.protocol.messages import GetServiceLogin, encode
 from provd.sim import Phone
 from provd.sim.pbx import http_url
 
@@ -57,6 +61,35 @@ def open_in_myapps(browser, url: str) -> None:
     browser.switch_to.frame(css(browser, "iframe#app"))
     text_in(browser, "#conn", "Connected as Administrator")
     wait(browser, lambda b: len(rows(b)) == len(PHONES))
+
+
+def ws_challenge(browser, url: str) -> str:
+    """In the browser: open a websocket to provd and ask for a challenge."""
+    browser.switch_to.default_content()
+    return browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "const ws = new WebSocket(arguments[0]); window.__ws = ws;"
+        "ws.onmessage = (m) => { const o = JSON.parse(m.data);"
+        "  if (o.mt === 'AppChallengeResult') done(o.challenge); };"
+        "ws.onopen = () => ws.send(JSON.stringify({mt: 'AppChallenge'}));",
+        url,
+    )
+
+
+def ws_login_then_admin_request(browser, login: dict[str, Any]) -> dict[str, Any]:
+    """In the browser: log in with ``login``, then ask the admin API for the phones."""
+    return browser.execute_async_script(
+        "const done = arguments[arguments.length - 1]; const ws = window.__ws;"
+        "ws.onmessage = (m) => { const o = JSON.parse(m.data);"
+        "  if (o.mt === 'AppLoginResult') {"
+        "    if (!o.ok) done(o); else ws.send(JSON.stringify("
+        "      {api: 'ProvdAdmin', mt: 'GetPhones', src: 'users-1'}));"
+        "  } else if (o.mt === 'GetPhonesResult') { ws.close(); done(o); } };"
+        "ws.send(arguments[0]);",
+        # As text: chromedriver would sort the keys of an object argument, and the order of
+        # ``info``'s keys is part of the digest.
+        json.dumps(login),
+    )
 
 
 def go(browser, hash_: str, ready: str) -> None:
@@ -182,6 +215,23 @@ async def test_app_in_myapps_logs_in_follows_phones_and_changes_a_setting(tmp_pa
             with trio.fail_after(15):
                 line = (await provd.wait_for(r"appservice.logged_in.* app=provd-admin")).string
             assert " sip=admin " in line + " "  # the administrator myApps logged in
+
+            # 1b. the Users service's login (made by the PBX for the Users App object), used
+            # from the same browser, gets no admin API.
+            challenge = await run(ws_challenge, browser, provd.appservice_url + "provd")
+            request = GetServiceLogin(app=sim.config.provd.service_name, challenge=challenge)
+            made = sim.registry.service_login(
+                request, caller=sim.users.identity, pbx_session_key=sim.users._pbx_key
+            )
+            login = encode(Identity.of(made).login(made.digest))
+            answer = await run(ws_login_then_admin_request, browser, login)
+            assert answer == {
+                "api": "ProvdAdmin",
+                "mt": "GetPhonesResult",
+                "src": "users-1",
+                "error": "not an admin login",
+            }
+            await run(browser.switch_to.frame, await run(css, browser, "iframe#app"))
 
             # 2. a live change: a phone provisioned now appears and turns provisioned.
             await run(browser.execute_script, "window.__sameDocument = true")
