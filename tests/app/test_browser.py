@@ -2,8 +2,9 @@
 
 myApps is the simulator's shell page: the App inside its iframe logs in through
 ``getLogin``, shows the phones live, and a setting changed in it reaches a phone's file.
-Opened on its own, the App logs in with the instance password. A Users-service login is
-refused the admin API (tests/app/test_admin_api.py checks the wire; here the browser side).
+Opened on its own, the App logs in with the instance password. The Users service's login
+(made by the simulated PBX), used from the same browser, is refused the admin API
+(tests/app/test_admin_api.py checks the same on the wire, with more cases).
 """
 
 from __future__ import annotations

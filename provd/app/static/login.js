@@ -112,6 +112,7 @@ export class AppConnection {
     this.ws = null;
     for (const [, p] of this.pending) p.reject(new Error("connection lost"));
     this.pending.clear();
+    this.handlers.clear(); // subscriptions are made again after the next login
     if (this.state === "refused") return;
     if (this.retryNow) {
       this.retryNow = false;
