@@ -64,6 +64,7 @@ async def test_users_service_and_pbx_logins_cannot_use_the_admin_api(tmp_path, n
             await login_with_password(conn, ADMIN, INSTANCE_PASSWORD)
             settings = (await ask(conn, "GetSettings"))["settings"]
             assert settings["sip_transport"] == "tls"
+        assert await provd.stop() == 0
 
 
 async def test_admin_requests_are_checked_logged_stored_and_survive_a_restart(tmp_path, nursery):
@@ -112,6 +113,7 @@ async def test_admin_requests_are_checked_logged_stored_and_survive_a_restart(tm
             assert answer["settings"]["sip_transport"] == "tcp"
             assert answer["settings"]["resync_interval"] == 3600
             assert answer["stored"] == ["resync_interval", "sip_transport"]
+        assert await provd.stop() == 0
 
 
 async def test_app_files_served_with_types_caching_and_csp(tmp_path, nursery):
@@ -152,6 +154,7 @@ async def test_app_files_served_with_types_caching_and_csp(tmp_path, nursery):
         await stream.aclose()
         async with connect(provd.appservice_url + "provd") as ws:
             await login_with_password(AppWebsocket(ws), ADMIN, INSTANCE_PASSWORD)
+        assert await provd.stop() == 0
 
 
 async def test_phone_detail_masks_secrets_actions_and_live_updates(tmp_path, nursery):
@@ -185,3 +188,4 @@ async def test_phone_detail_masks_secrets_actions_and_live_updates(tmp_path, nur
             assert (await ask(conn, "Reconnect", mac="805ec0ffffff"))["error"] == (
                 "no phone 805ec0ffffff"
             )
+        assert await provd.stop() == 0

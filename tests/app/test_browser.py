@@ -272,6 +272,7 @@ async def test_app_in_myapps_logs_in_follows_phones_and_changes_a_setting(tmp_pa
         finally:
             with trio.CancelScope(shield=True):
                 await run(quit_browser, browser, profile)
+        assert await provd.stop() == 0
 
 
 def standalone_login(browser, url: str) -> None:
@@ -302,3 +303,4 @@ async def test_app_standalone_logs_in_with_the_instance_password(tmp_path, nurse
         finally:
             with trio.CancelScope(shield=True):
                 await run(quit_browser, browser, profile)
+        assert await provd.stop() == 0
