@@ -75,6 +75,10 @@ class AppServiceSettings:
     login_delay_cap: float = 30.0
     #: Refused logins are logged once per address, then summed up every so many seconds.
     login_report_interval: float = 60.0
+    #: Name of provd's admin App (its file is ``<admin_app>.htm``); a login whose ``app`` is
+    #: this name may use the admin API (myApps' login for the App, or the App's password
+    #: login). Must differ from the service name other apps log in with.
+    admin_app: str = "provd-admin"
 
 
 @frozen(kw_only=True)
@@ -334,6 +338,10 @@ class Config:
             raise ConfigError("appservice.login_delay_cap: must be at least login_delay_initial")
         if a.max_connections < 1:
             raise ConfigError("appservice.max_connections: must be at least 1")
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", a.admin_app):
+            raise ConfigError("appservice.admin_app: must be a name of letters, digits, . _ -")
         if a.max_login_message_size < 1024:
             raise ConfigError("appservice.max_login_message_size: must be at least 1024")
         if a.max_message_size < a.max_login_message_size:

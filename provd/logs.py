@@ -408,6 +408,29 @@ LEVELS = {
 }
 
 
+#: Listeners that see every warning and error event (redacted), e.g. the admin App's
+#: "errors of the last hour" (:func:`add_tap`).
+_TAPS: list[Any] = []
+
+
+def add_tap(fn: Any) -> None:
+    """Call ``fn(event_dict)`` for every warning/error event, after secrets are redacted."""
+    if fn not in _TAPS:
+        _TAPS.append(fn)
+
+
+def remove_tap(fn: Any) -> None:
+    if fn in _TAPS:
+        _TAPS.remove(fn)
+
+
+def _tap(_logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    if _TAPS and event_dict.get("level") in ("warning", "error", "critical"):
+        for fn in list(_TAPS):
+            fn(dict(event_dict))
+    return event_dict
+
+
 def configure(level: str = "info", *, fmt: str = "auto", stream: Any = None) -> None:
     """Configure structlog for the process. ``fmt``: ``auto`` | ``console`` | ``kv`` | ``json``.
 
@@ -424,6 +447,7 @@ def configure(level: str = "info", *, fmt: str = "auto", stream: Any = None) -> 
         structlog.processors.add_log_level,
         structlog.processors.format_exc_info,
         redact_secrets,
+        _tap,
     ]
     if fmt == "console":
         processors += [

@@ -21,6 +21,7 @@ import trio_websocket as tw
 from ..config import Config
 from ..logs import register_secret
 from ..protocol import LoginRefused, ProtocolError, crypto, normalize_mac
+from ..protocol.admin import ADMIN_API
 from ..protocol.login import ServerLogin
 from ..protocol.messages import (
     DEVICES_API,
@@ -70,6 +71,8 @@ class AppServiceContext:
     pbx_sessions: list[AppSession] = attrs.field(factory=list)
     #: Growing delay for wrong logins per client address (settings read live).
     throttle: LoginThrottle = attrs.field(init=False)
+    #: The admin API (:class:`~provd.actors.admin.AdminApi`), when the daemon runs one.
+    admin: Any = None
 
     def __attrs_post_init__(self) -> None:
         def settings() -> tuple[float, float, float]:
@@ -228,6 +231,9 @@ class AppSession:
         log.debug("appservice.ignored", mt=msg.MT)
 
     async def _on_unknown(self, msg: UnknownMessage) -> None:
+        if msg.api == ADMIN_API and self.ctx.admin is not None:  # the App's admin API
+            await self.ctx.admin.handle(self, msg)
+            return
         log.debug("appservice.unknown_message", mt=msg.mt, api=msg.api)
 
     # --- the PBX App-object connection ------------------------------------------------------

@@ -38,6 +38,7 @@ import structlog
 import trio
 
 from .. import __version__, logs, systemd
+from ..app import AppFiles
 from ..config import Config, ConfigError, password_warnings
 from ..exits import CoreFailure, ExitStatus, find_core_failure
 from ..phones import (
@@ -54,11 +55,12 @@ from ..store.lock import DatabaseLock
 from ..transport import serve
 from ..transport.tls import context_for
 from . import control
+from .admin import AdminApi, ObservedDirectory
 from .appservice import AppServiceContext, handle_connection
 from .devices_api import DevicesApi
 from .observe import Observability
 from .phone import PhoneContext
-from .state import DevicesLocator, HandshakeLimiter, Outcomes, PhoneDirectory
+from .state import DevicesLocator, HandshakeLimiter, Outcomes
 from .supervisor import PhoneSupervisor
 
 log = structlog.get_logger("provd.daemon")
@@ -174,7 +176,7 @@ class Daemon:
             check_interval=config.store.check_interval,
         )
         self.lock = DatabaseLock(config.store.path)
-        self.directory = PhoneDirectory()
+        self.directory = ObservedDirectory()  # a PhoneDirectory that tells the admin App
         self.locator = DevicesLocator()
         self.phones_ctx = PhoneContext(
             config=config,
@@ -191,6 +193,10 @@ class Daemon:
         self.phones_ctx.devices_api = DevicesApi(
             self.locator, self.app_ctx.current_pbx, self._devices_tls
         )
+        #: The config as the file says, before the administrator's stored settings.
+        self._file_config = config
+        self.admin = AdminApi(self)
+        self.app_ctx.admin = self.admin
         # Raises TemplateCheckError (naming the file) for a broken operator template.
         self.renderer = checked_renderer(config)
         self.fetches = FetchRecorder(self._write_fetches)
@@ -232,6 +238,7 @@ class Daemon:
             raise failure  # noqa: B904 - keeps its own cause (the OSError)
         finally:
             self.lock.release()
+            self.admin.close()
         log.info("daemon.stopped")
 
     async def _run_inner(self, task_status: trio.TaskStatus[Bound]) -> None:
@@ -251,6 +258,12 @@ class Daemon:
             ) from exc
         self.directory.load(records)
         self.locator.set(url or "")
+        await self.admin.load()
+        if self.admin.stored:  # the administrator's settings, before the first render
+            new = self.admin.overlay(self.config)
+            self.renderer = self.phones_app.renderer = checked_renderer(new)
+            self.config = self.phones_ctx.config = new
+            self.phones_app.settings = new.phones
         a = config.appservice
         ws_ssl = checked_ssl_context("appservice", a.tls_cert, a.tls_key)
         checked_ssl_context("phones", config.phones.tls_cert, config.phones.tls_key)
@@ -270,6 +283,7 @@ class Daemon:
                     max_message_size=a.max_login_message_size,
                     max_connections=a.max_connections,
                     handshake_timeout=a.handshake_timeout,
+                    http=AppFiles(a.admin_app, a.title),
                 ),
             )
             inner.start_soon(self.app_ctx.throttle.run)
@@ -369,13 +383,15 @@ class Daemon:
         return False
 
     def _reload(self) -> bool:
-        new = Config.load(self.config.source) if self.config.source else self.config
+        from_file = Config.load(self.config.source) if self.config.source else self._file_config
+        new = self.admin.overlay(from_file)  # the administrator's settings win over the file
         # Built and checked before anything changes: if this fails, the old config stays whole.
         renderer = checked_renderer(new)
         for section, key in RESTART_ONLY:
             if getattr(getattr(new, section), key) != getattr(getattr(self.config, section), key):
                 log.warning("daemon.reload_needs_restart", setting=f"{section}.{key}")
         logs.configure(new.log.level, fmt=new.log.format)
+        self._file_config = from_file
         self.config = new
         self.phones_ctx.config = new
         warn_unverified_devices_tls(new)

@@ -27,6 +27,7 @@ from ..child import DaemonChild
 from ..phones import Vendor
 from ..phones.examples import model, phone_request
 from ..sim import Phone, SimConfig, Simulator
+from ..sim.pbx import http_url
 from .common import table
 
 SAMPLE_PHONES = [
@@ -36,6 +37,8 @@ SAMPLE_PHONES = [
     (Vendor.FANVIL, Phone(mac="0c383eaa0004", user="dara", cn="Dara Doyle")),
     (Vendor.POLY, Phone(mac="0004f2aa0005", user="emil", cn="Emil Eriksson")),
 ]
+#: The admin App's name (provd's default ``appservice.admin_app``).
+ADMIN_APP = "provd-admin"
 #: What the file of a model family must contain (its own file format).
 FAMILY_MARKER = {"N670": "<provisioning", "N720": "BS_VOIP_Data", "N510": "BS_IP_Data1"}
 #: One more phone per further model family: (vendor, model, phone).
@@ -65,6 +68,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--keep", metavar="DIR", help="keep state and logs in DIR")
     parser.add_argument("--verbose", action="store_true", help="show provd's log lines")
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep running after the demo so a person can look at the admin App (Ctrl-C ends)",
+    )
     parser.set_defaults(handler=cmd_demo)
 
 
@@ -73,16 +81,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.keep:
         workdir = Path(args.keep)
         workdir.mkdir(parents=True, exist_ok=True)
-        return trio.run(_demo, workdir, args.verbose)
+        return _run(workdir, args)
     with tempfile.TemporaryDirectory(prefix="provd-demo-") as tmp:
-        return trio.run(_demo, Path(tmp), args.verbose)
+        return _run(Path(tmp), args)
+
+
+def _run(workdir: Path, args: argparse.Namespace) -> int:
+    try:
+        return trio.run(_demo, workdir, args.verbose, getattr(args, "serve", False))
+    except KeyboardInterrupt:
+        say("\nprovd demo: stopped")
+        return 0
 
 
 def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-async def _demo(workdir: Path, verbose: bool) -> int:
+async def _demo(workdir: Path, verbose: bool, serve: bool = False) -> int:
     password = secrets.token_urlsafe(18)
     samples = [(v, None, p) for v, p in SAMPLE_PHONES] + FAMILY_PHONES
     phones = [(v, m, attrs.evolve(p, password=secrets.token_urlsafe(9))) for v, m, p in samples]
@@ -185,6 +201,15 @@ async def _demo(workdir: Path, verbose: bool) -> int:
             refused = stranger.status_code == 404
             for row in rows:
                 row.ok &= refused
+
+        app_url = http_url(daemon.appservice_url) + "provd/" + ADMIN_APP + ".htm"
+        say("\n4. the admin App, inside the simulated myApps and on its own")
+        say(f"  myApps shell (App logged in via getLogin)  {addresses.myapps_url}")
+        say(f"  the App on its own (instance password)     {app_url}")
+        if serve:
+            say(f"  instance password for the standalone App:  {password}")
+            say("  serving until Ctrl-C ...")
+            await trio.sleep_forever()
 
         await daemon.stop()
         nursery.cancel_scope.cancel()

@@ -144,6 +144,7 @@ async def run(
             devices=addresses.devices_url,
             sysclients=addresses.sysclients_url,
             passthrough=addresses.passthrough_base,
+            myapps=addresses.myapps_url or "-",
         )
         task_status.started(sim)
         if config.provision_on_start and config.phones:

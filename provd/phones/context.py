@@ -121,13 +121,21 @@ def build(
     coders = codecs.coders_from_config(config)
     has_coder = isinstance(config.get("PHONE"), dict) and "coder" in config["PHONE"]
     src["codecs"] = "Devices PHONE.coder" if has_coder else f"default {','.join(coders)}"
-    zone = items.time_zone(config)
+    zone = settings.time_zone or items.time_zone(config)
     tz = timezones.zone_rules(zone, year)
-    src["time_zone"] = f"Devices NTP.tz ({zone})" if zone else "default UTC"
+    src["time_zone"] = (
+        f"operator setting phones.time_zone ({zone})"
+        if settings.time_zone
+        else (f"Devices NTP.tz ({zone})" if zone else "default UTC")
+    )
     if tz.fallback:
         log.warning("phones.unknown_time_zone", mac=phone.mac, tz=zone)
-    ntp = items.ntp_servers(config)
-    src["ntp"] = "Devices NTP.ntp1/ntp2" if ntp else DEFAULT + " (none: phone's own)"
+    ntp = [settings.time_server] if settings.time_server else items.ntp_servers(config)
+    src["ntp"] = (
+        "operator setting phones.time_server"
+        if settings.time_server
+        else ("Devices NTP.ntp1/ntp2" if ntp else DEFAULT + " (none: phone's own)")
+    )
     tls = items.tls_policy(config)
     src["tls"] = (
         f"Devices TLS_PROFILE.profile ({tls.profile})" if tls.profile else DEFAULT + " (no verify)"

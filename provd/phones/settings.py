@@ -86,6 +86,11 @@ class PhonesSettings:
     voicemail_number: str = ""
     keys: Mapping[str, tuple[Key, ...]] = field(factory=dict)
     firmware_dir: str = ""
+    #: NTP server written into every phone's file instead of Devices' ``NTP.ntp1/ntp2``
+    #: (empty: Devices' servers).
+    time_server: str = ""
+    #: IANA time zone used instead of Devices' ``NTP.tz`` (empty: Devices' zone).
+    time_zone: str = ""
 
     def firmware_url(self, vendor: str, model: str | None) -> str:
         """The operator's firmware URL for ``vendor``'s ``model`` (case-insensitive), or ``""``."""
@@ -136,6 +141,8 @@ class PhonesSettings:
 
 _STRINGS = ("listen", "tls_cert", "tls_key", "username", "password", "templates", "sip_transport")
 _MORE_STRINGS = ("provisioning_url", "ca_file", "ca_url", "voicemail_number")
+#: A host name or address (with an optional port) for ``time_server``.
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.\-]{0,252})|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 _VENDORS = ("yealink", "snom", "grandstream", "fanvil", "poly", "gigaset")
 
 
@@ -158,6 +165,14 @@ def _check_more(key: str, value: Any) -> Any:
     if key == "language":
         if not isinstance(value, str) or not re.fullmatch(r"(?:[a-z]{2})?", value):
             raise ValueError("phones.language: must be a two-letter ISO 639-1 code or empty")
+        return value
+    if key == "time_server":
+        if not isinstance(value, str) or (value and not _HOST.fullmatch(value)):
+            raise ValueError("phones.time_server: must be a host name or address, or empty")
+        return value
+    if key == "time_zone":
+        if not isinstance(value, str) or (value and not _known_zone(value)):
+            raise ValueError("phones.time_zone: must be an IANA time zone name, or empty")
         return value
     if key == "firmware_dir":
         if not isinstance(value, str):
@@ -187,6 +202,17 @@ def _check_more(key: str, value: Any) -> Any:
             out[vendor] = dict(models)
         return out
     return None
+
+
+def _known_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA zone the system's tz database knows."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _check(key: str, value: Any) -> Any:

@@ -192,6 +192,21 @@ class UsersConfig:
 
 
 @frozen(kw_only=True)
+class MyAppsConfig:
+    """The simulated myApps: a shell page embedding provd's admin App (``provd sim``)."""
+
+    #: ``host:port`` of the shell page; port 0 picks a free one; empty: no shell.
+    listen: str = "127.0.0.1:0"
+    #: The admin App's name (provd's ``appservice.admin_app``): the iframe loads
+    #: ``<provd URL>/<app>.htm`` and getLogin is answered for this app only.
+    app: str = "provd-admin"
+    #: The administrator the PBX makes the App's login for.
+    sip: str = "admin"
+    dn: str = "Administrator"
+    guid: str = "a0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5"
+
+
+@frozen(kw_only=True)
 class PhoneConfig:
     """One phone the Users service provisions."""
 
@@ -212,6 +227,7 @@ class SimConfig:
     pbx: PbxConfig = PbxConfig()
     devices: DevicesConfig = DevicesConfig()
     users: UsersConfig = UsersConfig()
+    myapps: MyAppsConfig = MyAppsConfig()
     phones: tuple[PhoneConfig, ...] = attrs.field(default=(), converter=_tuple)
     #: JSON file holding the Devices state between runs; empty: memory only.
     state_file: str = ""

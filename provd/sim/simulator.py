@@ -34,6 +34,7 @@ from .config import SimConfig
 from .devices import DevicesApp
 from .domain import CodeRecord, DevicesDomain
 from .faults import Faults
+from .myapps import MyAppsShell
 from .pbx import SimPbx
 from .pbxapi import PbxApiState
 from .services import ServiceEntry, ServiceRegistry
@@ -53,6 +54,8 @@ class SimAddresses:
     sysclients_url: str
     #: Passthrough base: append ``<MAC>/<GetLoginInfo key>/<path>``.
     passthrough_base: str
+    #: The simulated myApps shell page embedding provd's admin App ("": none).
+    myapps_url: str = ""
 
 
 class Simulator:
@@ -125,7 +128,13 @@ class Simulator:
             if state_file:
                 nursery.start_soon(self._save_state, state_file)
             nursery.start_soon(self.pbx.run)
-            self.addresses = SimAddresses(dev.url, dev.sysclients_url, dev.passthrough_base)
+            myapps_url = ""
+            if self.config.myapps.listen:
+                shell = MyAppsShell(self.pbx)
+                myapps_url = await nursery.start(shell.run, self.config.myapps.listen)
+            self.addresses = SimAddresses(
+                dev.url, dev.sysclients_url, dev.passthrough_base, myapps_url=myapps_url
+            )
             task_status.started(self.addresses)
 
     def _domain_changed(self) -> None:

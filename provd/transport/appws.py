@@ -35,6 +35,16 @@ from ..protocol.messages import (
     encode_text,
 )
 from .address import parse_listen
+from .front import (
+    BadRequest,
+    HttpHandler,
+    HttpResponse,
+    ReplayStream,
+    answer,
+    is_upgrade,
+    read_head,
+    to_request,
+)
 from .guard import LoginThrottle
 
 log = structlog.get_logger("provd.transport")
@@ -60,13 +70,20 @@ class AppWebsocket:
     @property
     def remote(self) -> str:
         r = self.ws.remote
-        return f"{r.address}:{r.port}" if isinstance(r, tw.Endpoint) else str(r)
+        if isinstance(r, tw.Endpoint):
+            return f"{r.address}:{r.port}"
+        return getattr(getattr(self.ws, "_stream", None), "peer", None) or str(r)
 
     @property
     def remote_address(self) -> str:
         """The peer's IP address alone (what per-address limits key on)."""
         r = self.ws.remote
-        return str(r.address) if isinstance(r, tw.Endpoint) else str(r)
+        if isinstance(r, tw.Endpoint):
+            return str(r.address)
+        peer = getattr(getattr(self.ws, "_stream", None), "peer", None)  # via the HTTP front
+        if peer:
+            return peer.rpartition(":")[0].strip("[]")
+        return str(r)
 
     def allow_message_size(self, size: int) -> None:
         """Raise (or lower) this connection's message cap, e.g. to the full one after login.
@@ -351,6 +368,7 @@ async def serve(
     max_message_size: int = MAX_MESSAGE_SIZE,
     max_connections: int = 1024,
     handshake_timeout: float = 10.0,
+    http: HttpHandler | None = None,
     task_status: trio.TaskStatus[tw.WebSocketServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve websockets on ``listen`` (any URL path); readiness via ``nursery.start``.
@@ -360,7 +378,8 @@ async def serve(
     peer address) and goes on with the next. At most ``max_connections`` are held at once
     (more are closed right away); the upgrade must complete within ``handshake_timeout``
     seconds; ``max_message_size`` is each connection's cap until the handler raises it
-    (:meth:`AppWebsocket.allow_message_size`).
+    (:meth:`AppWebsocket.allow_message_size`). With ``http``, requests that are not a
+    websocket upgrade are answered by it (the App's files; see :mod:`.front`).
     """
     host, port = parse_listen(listen)
     tcp = await trio.open_tcp_listeners(port, host=host)
@@ -400,6 +419,11 @@ async def serve(
             return
         active += 1
         try:
+            if http is not None:
+                front = await _front(stream, peer, http, handshake_timeout)
+                if front is None:
+                    return
+                stream = front
             # The library's per-connection task (upgrade, reader, our on_request); it is
             # what trio-websocket's own WebSocketServer.run hands to serve_listeners.
             await server._handle_connection(stream)
@@ -421,6 +445,37 @@ async def serve(
         task_status.started(server)
 
 
+async def _front(
+    stream: trio.abc.Stream, peer: str, http: HttpHandler, head_timeout: float
+) -> trio.abc.Stream | None:
+    """The stream to hand to trio-websocket, or None when the request was answered here."""
+    request = None
+    with trio.move_on_after(head_timeout):
+        try:
+            request, raw = await read_head(stream)
+        except BadRequest as exc:
+            log.info("http.bad_request", peer=peer, error=str(exc)[:200])
+            await answer(stream, HttpResponse(400, b"bad request\n"), head_only=False)
+            return None
+    if request is None:  # timed out or closed before a full head
+        await trio.aclose_forcefully(stream)
+        return None
+    if is_upgrade(request):
+        return ReplayStream(stream, raw, peer)
+    req = to_request(request)
+    try:
+        response = await http(req)
+    except Exception:
+        log.exception("http.failed", peer=peer, target=req.target[:200])
+        response = HttpResponse(500, b"internal error\n")
+    await answer(stream, response, head_only=req.method == "HEAD")
+    return None
+
+
 def _remote(request: tw.WebSocketRequest) -> str:
     r = request.remote
-    return f"{r.address}:{r.port}" if isinstance(r, tw.Endpoint) else str(r)
+    if isinstance(r, tw.Endpoint):
+        return f"{r.address}:{r.port}"
+    # Through the HTTP front the library sees a ReplayStream, which knows the peer.
+    stream = getattr(getattr(request, "_connection", None), "_stream", None)
+    return getattr(stream, "peer", None) or str(r)
