@@ -339,7 +339,8 @@ class AppSession:
         if new_code or record.state == "failed" or not self.ctx.supervisor.is_running(mac):
             if record.state == "failed":
                 await phones.store.call(lambda db: db.set_state(mac, "pending"))
-                phones.directory.put(attrs.evolve(record, state="pending", error=""))
+                current = phones.directory.get(mac) or record  # as it is now, after the await
+                phones.directory.put(attrs.evolve(current, state="pending", error=""))
             phones.outcomes.reset(mac, msg.code)
             self.ctx.supervisor.start(mac)
         timeout = phones.config.provisioning.timeout

@@ -468,7 +468,10 @@ async def _on_settled(event: Settled, link: _Link) -> list[TunnelFrame]:
     current = ctx.directory.get(mac)
     if current is not None and current.state != "provisioned":
         await ctx.store.call(lambda db: db.set_state(mac, "provisioned"))
-        ctx.directory.put(attrs.evolve(current, state="provisioned", error=""))
+        # Re-read, never write back the copy from before the await: a ProvisioningPhone
+        # with a new code may have been stored meanwhile, and its pending code must stay
+        # visible to the actor that presents it.
+        await _refresh(ctx, mac)
     log.info("phone.provisioned" if link.use_code else "phone.config_current", quiet=event.by_quiet)
     ctx.outcomes.report(mac, link.record.code, Outcome(ok=True))
     return []
@@ -524,7 +527,9 @@ async def _set_online(ctx: PhoneContext, mac: str, online: bool) -> None:
     if record is None or record.online == online:
         return
     await ctx.store.call(lambda db: db.set_online(mac, online))
-    ctx.directory.put(attrs.evolve(record, online=online))
+    current = ctx.directory.get(mac)  # the record as it is now, not the copy from before
+    if current is not None:
+        ctx.directory.put(attrs.evolve(current, online=online))
 
 
 async def _fail(ctx: PhoneContext, record: PhoneRecord, error: str) -> None:

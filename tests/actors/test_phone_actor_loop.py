@@ -101,3 +101,46 @@ async def test_config_items_applied_without_reloading_the_phone(tmp_path, monkey
         assert (stored.config, stored.revision) == (current.config, current.revision)
         store.close()
         nursery.cancel_scope.cancel()
+
+
+async def test_settling_keeps_a_new_code_stored_meanwhile(tmp_path):
+    """A new ProvisioningPhone (code 2) stored while the old registration (code 1) settles
+    must stay in the directory: the settled record is re-read, not an older copy written
+    back. Before, the copy taken before the store write overwrote it, the restarted actor
+    saw no pending code and never presented code 2 (the provisioning timed out)."""
+    from provd.actors.phone import _on_settled
+    from provd.protocol.sysclient import Settled
+
+    store = Store(str(tmp_path / "provd.db"))
+    directory = PhoneDirectory()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        fields = dict(hwid="", usename="u", cn="U", password="Sip-Pw-1", domain="d", dns="")
+        await store.call(lambda db: db.upsert_phone(mac=MAC, code="1", **fields))
+        await store.call(lambda db: db.set_sysclient_password(MAC, "p" * 32, "1"))
+        directory.put(await store.call(lambda db: db.phone(MAC)))
+        ctx = PhoneContext(
+            config=config(),
+            store=store,
+            directory=directory,
+            locator=DevicesLocator("ws://127.0.0.1:1/devices/"),
+            outcomes=Outcomes(),
+            handshakes=HandshakeLimiter(1),
+        )
+        link = _Link(directory.get(MAC), ctx, TunnelEndpoint(lambda _r: b""), use_code=True)
+        link.attempt.code_done = True
+        real_call = store.call
+
+        async def call_with_a_new_code_meanwhile(fn):
+            result = await real_call(fn)
+            if store.call is call_with_a_new_code_meanwhile:  # once: the settle's write
+                store.call = real_call
+                record, _ = await real_call(lambda db: db.upsert_phone(mac=MAC, code="2", **fields))
+                directory.put(record)
+            return result
+
+        store.call = call_with_a_new_code_meanwhile
+        await _on_settled(Settled(by_quiet=False), link)
+        current = directory.get(MAC)
+        assert current.code == "2" and current.code_pending
+        store.close()
