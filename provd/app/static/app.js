@@ -238,7 +238,7 @@ async function showPhone(mac, live = false) {
     ["User", `${p.user || "–"}${p.cn ? ` (${p.cn})` : ""}`],
     ["Vendor / model", `${p.vendor || "?"} ${p.model || ""}`],
     ["Category", p.category || "–"],
-    ["Registration address", p.address || "not known yet (no fetch)"],
+    ["Last fetch from", p.address || "no fetch yet"],
     ["Domain", p.domain || "–"],
     ["Created", time(p.created)],
     ["Last change", `${time(p.updated)} (${ago(p.updated)})`],
