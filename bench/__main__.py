@@ -209,15 +209,20 @@ def main() -> int:
         sizes = sorted({min(1000, args.phones), args.phones} | ({100000} if args.large else set()))
         for size in sizes:
             print(f"scale: {size} phones ...", file=sys.stderr, flush=True)
-            results.append(
-                scale.measure(
-                    size,
-                    max_handshakes=args.max_handshakes,
-                    ping_interval=args.ping_interval,
-                    idle_seconds=args.idle_seconds,
-                    deadline=args.deadline,
+
+            def one(size: int = size) -> list[tuple[str, ...]]:
+                results.append(
+                    scale.measure(
+                        size,
+                        max_handshakes=args.max_handshakes,
+                        ping_interval=args.ping_interval,
+                        idle_seconds=args.idle_seconds,
+                        deadline=args.deadline,
+                    )
                 )
-            )
+                return []
+
+            rows += _section(f"scale {size} phones", one)
         rows += scale_rows(results, args.max_handshakes)
     if "appws" in only:
         rows += _section("appws", appws_hostile.run)

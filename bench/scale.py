@@ -63,6 +63,29 @@ def _online(sim: Simulator) -> int:
     return len(sim.devices_app._online)  # a count, not a copy of a 10k set
 
 
+async def _provision(
+    sim: Simulator,
+    sample: list[Phone],
+    deadline: float,
+    start: float,
+    latencies: list[float],
+    result: ScaleResult,
+) -> None:
+    """Provision ``sample`` in chunks of ``CHUNK`` until done or ``deadline`` has passed."""
+    for offset in range(0, len(sample), CHUNK):
+        if time.perf_counter() - start > deadline:
+            break
+        chunk = sample[offset : offset + CHUNK]
+        chunk_start = time.perf_counter()
+        results = await sim.provision(chunk)
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise RuntimeError(f"{len(failed)} phones failed, e.g. {failed[0]}")
+        latencies += [r.latency for r in results]
+        result.chunks.append((offset, len(chunk) / (time.perf_counter() - chunk_start)))
+        result.provisioned += len(chunk)
+
+
 async def _run(
     phones: int, max_handshakes: int, ping_interval: float, idle_seconds: float, deadline: float
 ) -> ScaleResult:
@@ -103,18 +126,8 @@ async def _run(
             result.rss_base_kib = rss_kib(daemon.proc.pid)
             latencies: list[float] = []
             start = time.perf_counter()
-            for offset in range(0, phones, CHUNK):
-                if time.perf_counter() - start > deadline:
-                    break
-                chunk = sample[offset : offset + CHUNK]
-                chunk_start = time.perf_counter()
-                results = await sim.provision(chunk)
-                failed = [r for r in results if not r.ok]
-                if failed:
-                    raise RuntimeError(f"{len(failed)} phones failed, e.g. {failed[0]}")
-                latencies += [r.latency for r in results]
-                result.chunks.append((offset, len(chunk) / (time.perf_counter() - chunk_start)))
-                result.provisioned += len(chunk)
+            with trio.fail_after(deadline + 300):  # the deadline is checked between chunks
+                await _provision(sim, sample, deadline, start, latencies, result)
             elapsed = time.perf_counter() - start
             n = result.provisioned
             result.provision_rate = n / elapsed
