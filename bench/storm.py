@@ -7,7 +7,6 @@ second is served from the render cache), as each vendor's phone would ask for it
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 import time
@@ -20,7 +19,12 @@ from provd.child import DaemonChild
 from provd.phones import vendor_for_oui
 from provd.phones.examples import phone_request
 
+from . import nginx
 from .common import percentile, provd_config, rss_kib, seed_phones
+
+#: The boot storm targets: a share of nginx's rate on the same bytes, and a p99.
+RATIO_TARGET = 0.25
+P99_TARGET = 0.050
 
 
 def _request(mac: str) -> tuple[str, dict[str, str]]:
@@ -30,7 +34,9 @@ def _request(mac: str) -> tuple[str, dict[str, str]]:
     return request.path, {"User-Agent": request.user_agent}
 
 
-async def _storm(base: str, macs: list[str], concurrency: int) -> tuple[float, list[float]]:
+async def _storm(
+    base: str, macs: list[str], concurrency: int, bodies: dict[str, bytes] | None = None
+) -> tuple[float, list[float]]:
     latencies: list[float] = []
     queue = list(macs)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -45,6 +51,8 @@ async def _storm(base: str, macs: list[str], concurrency: int) -> tuple[float, l
                 latencies.append(time.perf_counter() - start)
                 if response.status_code != 200:
                     raise RuntimeError(f"{path}: HTTP {response.status_code}")
+                if bodies is not None:
+                    bodies[path] = response.content
 
         start = time.perf_counter()
         async with trio.open_nursery() as nursery:
@@ -91,40 +99,62 @@ def _wrk(base: str, script: Path, concurrency: int, seconds: int) -> tuple[float
     return requests / (duration_us / 1e6), p50 / 1e6, p99 / 1e6
 
 
-async def _run(phones: int, concurrency: int) -> list[tuple[str, str, str]]:
-    rows = []
+def _ratio_row(
+    concurrency: int, provd: tuple[float, float, float], nginx: tuple[float, float, float] | None
+) -> tuple[str, str, str, str, str]:
+    rate, p50, p99 = provd
+    name = f"boot storm warm (wrk, {concurrency} conns) vs nginx (1 worker, same bytes)"
+    target = f">= {RATIO_TARGET}x nginx, p99 <= {P99_TARGET * 1e3:.0f} ms"
+    if nginx is None:
+        return (name, f"{rate:,.0f} req/s", f"p99 {p99 * 1e3:.1f} ms; nginx: not run", target, "-")
+    ratio = rate / nginx[0]
+    verdict = "PASS" if ratio >= RATIO_TARGET and p99 <= P99_TARGET else "FAIL"
+    return (
+        name,
+        f"{ratio:.3f}x",
+        f"provd {rate:,.0f} req/s p50 {p50 * 1e3:.1f} p99 {p99 * 1e3:.1f} ms; "
+        f"nginx {nginx[0]:,.0f} req/s p50 {nginx[1] * 1e3:.1f} p99 {nginx[2] * 1e3:.1f} ms",
+        target,
+        verdict,
+    )
+
+
+async def _run(phones: int, concurrency: int, seconds: int) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         workdir = Path(tmp)
         start = time.perf_counter()
         seeded = seed_phones(str(workdir / "provd.db"), phones)
         seed_time = time.perf_counter() - start
         daemon = DaemonChild(provd_config(workdir))
+        missing = nginx.available()
         async with trio.open_nursery() as nursery:
             start = time.perf_counter()
             await daemon.start(nursery)
             startup = time.perf_counter() - start
-            rss_idle = rss_kib(daemon.pid)
+            assert daemon.proc is not None
+            rss_idle = rss_kib(daemon.proc.pid)
             base = daemon.phones_url
-            cold_time, cold = await _storm(base, seeded, concurrency)
-            if shutil.which("wrk"):
+            bodies: dict[str, bytes] = {}
+            cold_time, cold = await _storm(base, seeded, min(concurrency, 50), bodies)
+            if missing is None:
                 script = workdir / "storm.lua"
                 _wrk_script(seeded, script)
-                rate, p50, p99 = await trio.to_thread.run_sync(_wrk, base, script, concurrency, 5)
-                warm_row = (
-                    f"boot storm warm (wrk), {concurrency} conns",
-                    f"{rate:,.0f} req/s",
-                    f"p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms",
-                )
+                provd = await trio.to_thread.run_sync(_wrk, base, script, concurrency, seconds)
             else:
-                warm_time, warm = await _storm(base, seeded, concurrency)
-                warm_row = (
-                    f"boot storm warm (httpx, client-bound), {concurrency} clients",
-                    f"{len(warm) / warm_time:,.0f} req/s",
-                    f"p50 {percentile(warm, 50) * 1e3:.1f} ms, "
-                    f"p99 {percentile(warm, 99) * 1e3:.1f} ms",
-                )
-            rss_after = rss_kib(daemon.pid)
+                warm_time, warm = await _storm(base, seeded, min(concurrency, 50))
+                provd = (len(warm) / warm_time, percentile(warm, 50), percentile(warm, 99))
+            rss_after = rss_kib(daemon.proc.pid)
             await daemon.stop()
+        yardstick = None
+        if missing is None:
+            root = workdir / "www"
+            for path, body in bodies.items():
+                target = root / path.lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(body)
+            with nginx.serve(root, workdir) as url:
+                yardstick = await trio.to_thread.run_sync(_wrk, url, script, concurrency, seconds)
     rows.append(
         (
             f"seed {phones} phones (SQLite)",
@@ -135,12 +165,21 @@ async def _run(phones: int, concurrency: int) -> list[tuple[str, str, str]]:
     rows.append((f"daemon start with {phones} phones", "-", f"{startup:.2f} s"))
     rows.append(
         (
-            f"boot storm cold (every file rendered), {concurrency} httpx clients",
+            f"boot storm cold (every file rendered), {min(concurrency, 50)} httpx clients",
             f"{len(cold) / cold_time:,.0f} req/s",
             f"p50 {percentile(cold, 50) * 1e3:.1f} ms, p99 {percentile(cold, 99) * 1e3:.1f} ms",
         )
     )
-    rows.append(warm_row)
+    row = _ratio_row(concurrency, provd, yardstick)
+    if missing is not None:
+        row = (
+            f"boot storm warm (httpx, client-bound), {min(concurrency, 50)} clients",
+            f"{provd[0]:,.0f} req/s",
+            f"p99 {provd[2] * 1e3:.1f} ms; no ratio: {missing}",
+            row[3],
+            "SKIP",
+        )
+    rows.append(row)
     rows.append(
         (
             f"daemon RSS, {phones} phones",
@@ -151,5 +190,5 @@ async def _run(phones: int, concurrency: int) -> list[tuple[str, str, str]]:
     return rows
 
 
-def run(phones: int = 1000, concurrency: int = 50) -> list[tuple[str, str, str]]:
-    return trio.run(_run, phones, concurrency)
+def run(phones: int = 1000, concurrency: int = 200, seconds: int = 5) -> list[tuple[str, ...]]:
+    return trio.run(_run, phones, concurrency, seconds)

@@ -55,6 +55,8 @@ LONG_PREFIX = 64
 MAX_TOTAL_CHARS = 1_000_000
 #: Words added since the last build that trigger a new (background) build.
 _REBUILD_AFTER = 64
+#: Most words added since the last build before the next one is due.
+_PENDING_CAP = 1024
 
 
 @attrs.define
@@ -64,6 +66,53 @@ class _Entry:
     digest: bytes | None  # SHA-256 of the whole secret, when only a prefix is searched
     refs: int = 0  # owners holding it
     permanent: bool = False  # registered without an owner
+
+
+class _PendingWords:
+    """Words not yet in the automaton, indexed by their first ``MIN_SECRET_LEN``
+    characters: finding them in a text costs one dict lookup per position of the text,
+    not one ``str.find`` per word (with thousands of phones provisioned, hundreds of words
+    wait for the background build, and every log line is scrubbed)."""
+
+    def __init__(self) -> None:
+        self._words: set[str] = set()
+        self._by_head: dict[str, set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._words)
+
+    def __contains__(self, word: object) -> bool:
+        return word in self._words
+
+    def add(self, word: str) -> None:
+        if word not in self._words:
+            self._words.add(word)
+            self._by_head.setdefault(word[:MIN_SECRET_LEN], set()).add(word)
+
+    def discard(self, word: str) -> None:
+        if word in self._words:
+            self._words.discard(word)
+            head = word[:MIN_SECRET_LEN]
+            words = self._by_head[head]
+            words.discard(word)
+            if not words:
+                del self._by_head[head]
+
+    def difference_update(self, words: list[str]) -> None:
+        for word in words:
+            self.discard(word)
+
+    def hits(self, text: str) -> list[tuple[int, str]]:
+        """(start, word) of every occurrence of a pending word in ``text``."""
+        if not self._words:
+            return []
+        by_head = self._by_head
+        found: list[tuple[int, str]] = []
+        for start in range(len(text) - MIN_SECRET_LEN + 1):
+            words = by_head.get(text[start : start + MIN_SECRET_LEN])
+            if words:
+                found += [(start, w) for w in words if text.startswith(w, start)]
+        return found
 
 
 class _SecretScrubber:
@@ -78,7 +127,7 @@ class _SecretScrubber:
         self._by_word: dict[str, list[Hashable]] = {}
         self._owned: dict[str, set[Hashable]] = {}
         self._chars = 0
-        self._pending: set[str] = set()
+        self._pending = _PendingWords()
         self._stale = 0
         self._automaton: ahocorasick.Automaton | None = None
         self._automaton_words: list[str] = []
@@ -175,7 +224,11 @@ class _SecretScrubber:
     # --- background build -------------------------------------------------------------------
 
     def _due(self) -> bool:
-        return len(self._pending) >= _REBUILD_AFTER or self._stale >= max(
+        # Rebuild after a share of the registry is new (at most _PENDING_CAP words, which
+        # every log line checks one by one): with a fixed 64 the builds alone grew with
+        # the square of the phones (10,000 phones: 25 % of the daemon's CPU, issue 14).
+        pending_limit = max(_REBUILD_AFTER, min(len(self._by_word) // 8, _PENDING_CAP))
+        return len(self._pending) >= pending_limit or self._stale >= max(
             _REBUILD_AFTER, len(self._by_word) // 2
         )
 
@@ -276,12 +329,7 @@ class _SecretScrubber:
 
     def _spans(self, text: str) -> list[tuple[int, int]]:
         """Where registered secrets are in ``text`` (lock held)."""
-        hits: list[tuple[int, str]] = []
-        for word in self._pending:
-            start = text.find(word)
-            while start >= 0:
-                hits.append((start, word))
-                start = text.find(word, start + 1)
+        hits = self._pending.hits(text)
         if self._automaton is not None:
             hits.extend((end - len(word) + 1, word) for end, word in self._automaton.iter(text))
         spans: list[tuple[int, int]] = []

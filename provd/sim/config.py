@@ -175,6 +175,9 @@ class DevicesConfig:
     tls_cert: str = ""
     tls_key: str = ""
     domains: tuple[DomainConfig, ...] = attrs.field(default=(), converter=_tuple)
+    #: Most websocket connections (sysclients and API sessions) the listener holds at
+    #: once; more are refused (and logged, aggregated). A real Devices serves far more.
+    max_connections: int = 100000
 
 
 @frozen(kw_only=True)
@@ -272,6 +275,8 @@ class SimConfig:
             raise ConfigError("devices.tls_cert/tls_key: give both or neither")
         if self.devices.categories_per_result < 1:
             raise ConfigError("devices.categories_per_result: must be at least 1")
+        if self.devices.max_connections < 1:
+            raise ConfigError("devices.max_connections: must be at least 1")
         if not 1 <= self.devices.tunnel_chunk <= 65536:
             raise ConfigError("devices.tunnel_chunk: must be 1..65536")
         for key, allowed in (

@@ -161,7 +161,11 @@ class DevicesApp:
         async with trio.open_nursery() as nursery:
             tls = self._server_tls()
             server: tw.WebSocketServer = await nursery.start(
-                functools.partial(serve, ssl_context=tls), self._on_websocket, self.config.listen
+                functools.partial(
+                    serve, ssl_context=tls, max_connections=self.config.max_connections
+                ),
+                self._on_websocket,
+                self.config.listen,
             )
             host = _advertised_host(parse_listen(self.config.listen)[0])
             url = ws_url(host, server.port, self.config.path, tls=tls is not None)
