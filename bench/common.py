@@ -79,3 +79,27 @@ def provd_config(
         f'[control]\nsocket = "{workdir / "ctl.sock"}"\n' + extra
     )
     return path
+
+
+def bench_simulator(password: str, admin_password: str = "bench-admin"):
+    """The simulated innovaphone side every provisioning bench runs against: one domain,
+    one category, a generous Users timeout, quick reconnects."""
+    from provd.backoff import Backoff
+    from provd.sim import SimConfig, Simulator
+
+    config = SimConfig.from_mapping(
+        {
+            "provd": {"url": None, "password": password},
+            "users": {"timeout": 60.0},
+            "devices": {
+                "domains": [
+                    {
+                        "name": "example.com",
+                        "admin_password": admin_password,
+                        "categories": [{"name": "Phones"}],
+                    }
+                ]
+            },
+        }
+    )
+    return Simulator(config, backoff=Backoff(initial=0.05, cap=0.5))

@@ -25,13 +25,12 @@ from pathlib import Path
 import httpx
 import trio
 
-from provd.backoff import Backoff
 from provd.child import DaemonChild
 from provd.phones import vendor_for_oui
 from provd.phones.examples import phone_request
-from provd.sim import Phone, SimConfig, Simulator
+from provd.sim import Phone, Simulator
 
-from .common import macs, percentile, provd_config, seed_phones
+from .common import bench_simulator, macs, percentile, provd_config, seed_phones
 
 PASSWORD = "bench-hostile-password"
 ROOT = str(Path(__file__).resolve().parent.parent)
@@ -94,22 +93,7 @@ async def _run(
     scanners: int,
     brute: int,
 ) -> list[tuple[str, str, str]]:
-    config = SimConfig.from_mapping(
-        {
-            "provd": {"url": None, "password": PASSWORD},
-            "users": {"timeout": 60.0},
-            "devices": {
-                "domains": [
-                    {
-                        "name": "example.com",
-                        "admin_password": "x",
-                        "categories": [{"name": "Phones"}],
-                    }
-                ]
-            },
-        }
-    )
-    sim = Simulator(config, backoff=Backoff(initial=0.05, cap=0.5))
+    sim = bench_simulator(PASSWORD, "x")
     fresh = macs(phones + 2 * provision)[phones:]
     batches = [
         [Phone(mac=m, user=f"h{j}-{i}", password=f"pw-{j}-{i}") for i, m in enumerate(chunk)]

@@ -15,32 +15,16 @@ from pathlib import Path
 
 import trio
 
-from provd.backoff import Backoff
 from provd.child import DaemonChild
-from provd.sim import Phone, SimConfig, Simulator
+from provd.sim import Phone
 
-from .common import macs, percentile, provd_config, rss_kib
+from .common import bench_simulator, macs, percentile, provd_config, rss_kib
 
 PASSWORD = "bench-instance-password"
 
 
 async def _run(phones: int, max_handshakes: int) -> list[tuple[str, str, str]]:
-    config = SimConfig.from_mapping(
-        {
-            "provd": {"url": None, "password": PASSWORD},
-            "users": {"timeout": 60.0},
-            "devices": {
-                "domains": [
-                    {
-                        "name": "example.com",
-                        "admin_password": "bench-admin",
-                        "categories": [{"name": "Phones"}],
-                    }
-                ]
-            },
-        }
-    )
-    sim = Simulator(config, backoff=Backoff(initial=0.05, cap=0.5))
+    sim = bench_simulator(PASSWORD, "bench-admin")
     sample = [
         Phone(mac=mac, user=f"user{i}", password=f"pw-{i}-bench")
         for i, mac in enumerate(macs(phones))
