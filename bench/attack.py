@@ -42,50 +42,54 @@ def _loopback(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
-async def _junk(host: str, port: int, counts: Counter, ready: trio.Semaphore) -> None:
+async def _reconnecting(
+    name: str, session, host: str, port: int, counts: Counter, ready: trio.Semaphore
+) -> None:
+    """Open a connection, run ``session`` on it, and do it again, for ever; ``ready`` is
+    released once the first connection is up."""
     first = True
     while True:
         try:
             stream = await trio.open_tcp_stream(host, port)
         except OSError:
-            counts["junk_connect_failed"] += 1
+            counts[f"{name}_connect_failed"] += 1
             await trio.sleep(0.1)
             continue
         if first:
             ready.release()
             first = False
         async with stream:
-            try:
-                await stream.send_all(JUNK)
-                counts["junk_sent"] += 1
-                while await stream.receive_some(4096):
-                    pass
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-        await trio.sleep(0.5)  # reconnect: at most ~2 junk connections per second each
+            await session(stream, counts)
+
+
+async def _junk_session(stream: trio.SocketStream, counts: Counter) -> None:
+    try:
+        await stream.send_all(JUNK)
+        counts["junk_sent"] += 1
+        while await stream.receive_some(4096):
+            pass
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    await trio.sleep(0.5)  # reconnect: at most ~2 junk connections per second each
+
+
+async def _slow_session(stream: trio.SocketStream, counts: Counter) -> None:
+    try:
+        await stream.send_all(b"GET /805ec0000001.cfg HTTP/1.1\r\nHost: provd\r\n")
+        for i in range(10_000):
+            await trio.sleep(0.5)
+            await stream.send_all(b"X-Slow-%d: x\r\n" % i)
+            counts["slow_bytes"] += 1
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        counts["slow_closed_by_server"] += 1
+
+
+async def _junk(host: str, port: int, counts: Counter, ready: trio.Semaphore) -> None:
+    await _reconnecting("junk", _junk_session, host, port, counts, ready)
 
 
 async def _slowloris(host: str, port: int, counts: Counter, ready: trio.Semaphore) -> None:
-    first = True
-    while True:
-        try:
-            stream = await trio.open_tcp_stream(host, port)
-        except OSError:
-            counts["slow_connect_failed"] += 1
-            await trio.sleep(0.1)
-            continue
-        if first:
-            ready.release()
-            first = False
-        async with stream:
-            try:
-                await stream.send_all(b"GET /805ec0000001.cfg HTTP/1.1\r\nHost: provd\r\n")
-                for i in range(10_000):
-                    await trio.sleep(0.5)
-                    await stream.send_all(b"X-Slow-%d: x\r\n" % i)
-                    counts["slow_bytes"] += 1
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                counts["slow_closed_by_server"] += 1
+    await _reconnecting("slow", _slow_session, host, port, counts, ready)
 
 
 async def _scan(base: str, first: int, step: int, counts: Counter) -> None:
