@@ -4,7 +4,6 @@ import struct
 
 import pytest
 
-from provd.protocol import ProtocolError
 from provd.protocol.sysclient import TunnelEvent, TunnelFrame
 from provd.protocol.tunnel import TunnelEndpoint
 
@@ -59,9 +58,11 @@ def test_shutdown_answered_with_shutdown():
     ],
 )
 def test_bad_frames(frame):
-    """Malformed tunnel input is a ProtocolError."""
-    with pytest.raises(ProtocolError):
-        TunnelEndpoint(lambda req: RESPONSE).receive(frame)
+    """Malformed tunnel input shuts that session only (issue 11.5: no ProtocolError that
+    would end the whole Sysclient connection)."""
+    tunnel = TunnelEndpoint(lambda req: RESPONSE)
+    assert tunnel.receive(frame) == [TunnelFrame(1, TunnelEvent.SHUTDOWN)]
+    assert tunnel.refused == 1 and tunnel.sessions == 0
 
 
 def test_send_result_is_header_only_on_the_wire():
