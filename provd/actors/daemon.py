@@ -199,6 +199,7 @@ class Daemon:
         self.app_ctx.admin = self.admin
         # Raises TemplateCheckError (naming the file) for a broken operator template.
         self.renderer = checked_renderer(config)
+        self.phones_ctx.renderer = lambda: self.renderer  # the phone page's file preview
         self.fetches = FetchRecorder(self._write_fetches)
         self.phones_app = PhonesApp(self.renderer, self._lookup, self._record_fetch, config.phones)
         self._inner: trio.Nursery | None = None

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import ipaddress
 import sqlite3
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -39,11 +38,11 @@ import structlog
 import trio
 import trio_websocket as tw
 
-from .. import __version__
 from ..backoff import Backoff
 from ..config import Config
 from ..logs import register_secret
 from ..outage import OutageTracker
+from ..phones import page as phone_page
 from ..phones.fetch import FetchRecord
 from ..phones.identify import vendor_for_oui
 from ..protocol import ProtocolError
@@ -88,6 +87,9 @@ class PhoneContext:
     devices_api: DevicesApi | None = None
     #: Summarises Devices outages over all phone actors (provd.outage).
     devices_outage: OutageTracker = attrs.field(factory=lambda: OutageTracker("devices"))
+    #: The phones server's current renderer (it changes on reload), for the phone page's
+    #: "file it would get"; None in tests that run without one.
+    renderer: Callable[[], Any] | None = None
 
 
 class HandshakeFailed(Exception):
@@ -285,7 +287,7 @@ async def _connection(
                 link = _Link(
                     record,
                     ctx,
-                    TunnelEndpoint(lambda _r: _status_page(ctx, record.mac)),
+                    TunnelEndpoint(),  # answered with the phone page (_on_tunnel)
                     attempt,
                     use_code,
                     code_refused,
@@ -496,11 +498,30 @@ async def _on_ignored(event: Ignored, link: _Link) -> list[TunnelFrame]:
 
 
 async def _on_tunnel(event: TunnelReceived, link: _Link) -> list[TunnelFrame]:
-    ignored = link.tunnel.ignored
-    frames = link.tunnel.receive(event.frame)
-    if link.tunnel.ignored != ignored:
+    tunnel = link.tunnel
+    ignored, refused = tunnel.ignored, tunnel.refused
+    frames = tunnel.receive(event.frame)
+    if tunnel.ignored != ignored:
         log.debug("sysclient.tunnel_event_ignored", tunnel_event=event.frame.event)
+    if tunnel.refused != refused:
+        log.info("sysclient.tunnel_session_shut", reason=tunnel.last_refusal)
+    for sid, request in tunnel.requests():
+        data = await _page_data(link.ctx, link.mac)
+        frames += tunnel.answer(sid, phone_page.respond(request, data))
     return frames
+
+
+async def _page_data(ctx: PhoneContext, mac: str) -> phone_page.PageData:
+    """What the phone page shows (issue 11.5), read now."""
+    record = ctx.directory.get(mac)
+    if record is None:
+        return phone_page.PageData(mac=mac, record=None)
+    fetches = await ctx.store.call(lambda db: db.fetches(mac, phone_page.FETCHES_SHOWN))
+    renderer = ctx.renderer() if ctx.renderer is not None else None
+    preview = phone_page.file_preview(
+        renderer, ctx.directory.data(mac), record, fetches[0] if fetches else None
+    )
+    return phone_page.PageData(mac=mac, record=record, fetches=tuple(fetches), file=preview)
 
 
 #: One hop from a Sysclient event to its handler; each returns frames to send back.
@@ -537,22 +558,3 @@ async def _fail(ctx: PhoneContext, record: PhoneRecord, error: str) -> None:
     await _refresh(ctx, record.mac)
     log.error("phone.provisioning_failed", error=error)
     ctx.outcomes.report(record.mac, record.code, Outcome(ok=False, error=error))
-
-
-def _status_page(ctx: PhoneContext, mac: str) -> bytes:
-    record = ctx.directory.get(mac)
-    if record is None:
-        body = f"provd: phone {mac} is not known\n"
-    else:
-        body = (
-            f"provd {__version__}\nphone {mac}\nstate {record.state}\n"
-            f"online {record.online}\nrevision {record.revision}\n"
-            f"config {', '.join(sorted(record.config)) or '-'}\n"
-            f"updated {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(record.updated))} UTC\n"
-        )
-    data = body.encode()
-    return (
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        + f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
-        + data
-    )

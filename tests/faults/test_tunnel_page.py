@@ -146,3 +146,77 @@ class TestAnsweredLater:
         assert tunnel.receive(want(6, 10))[0].event == TunnelEvent.RECEIVE_RESULT
         assert tunnel.receive(shutdown(6)) == [shutdown(6)]
         assert tunnel.sessions == 0
+
+
+async def test_actor_answers_the_tunnel_with_the_phone_page(tmp_path):
+    """The phone actor's tunnel handler answers a GET with the HTML phone page (read from
+    the directory and the store: the last fetch's model), in chunks no longer than asked,
+    two sessions interleaved; the SIP password is not in it."""
+    import trio
+
+    from provd.actors.phone import PhoneContext, _Link, _on_tunnel
+    from provd.actors.state import DevicesLocator, HandshakeLimiter, Outcomes, PhoneDirectory
+    from provd.config import Config
+    from provd.phones.fetch import FetchRecord
+    from provd.phones.render import Renderer
+    from provd.protocol.sysclient import TunnelReceived
+    from provd.store.actor import Store
+
+    mac = "805ec0aa0009"
+    store = Store(str(tmp_path / "provd.db"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        fields = dict(hwid="", usename="zoe", cn="Zoe Z", password="Zoe-Sip-Pw-9", domain="d")
+        await store.call(lambda db: db.upsert_phone(mac=mac, code="1", dns="", **fields))
+        await store.call(lambda db: db.set_state(mac, "provisioned"))
+        fetch = FetchRecord(
+            time=1.0,
+            address="127.0.0.1",
+            user_agent="Yealink SIP-T54W 96.86.0.1",
+            vendor="yealink",
+            model="T54W",
+            firmware="96.86.0.1",
+            file=f"{mac}.cfg",
+            mac=mac,
+        )
+        await store.call(lambda db: db.record_fetches([fetch]))
+        directory = PhoneDirectory()
+        directory.put(await store.call(lambda db: db.phone(mac)))
+        ctx = PhoneContext(
+            config=Config.from_mapping({"appservice": {"password": "x" * 12}}),
+            store=store,
+            directory=directory,
+            locator=DevicesLocator(),
+            outcomes=Outcomes(),
+            handshakes=HandshakeLimiter(1),
+            renderer=Renderer,
+        )
+        link = _Link(directory.get(mac), ctx, TunnelEndpoint())
+
+        async def feed(frame):
+            return await _on_tunnel(TunnelReceived(frame), link)
+
+        bodies = {1: bytearray(), 2: bytearray()}
+        assert await feed(want(1, 700)) == []  # RECEIVE before the request: waits
+        await feed(send(2))
+        out = await feed(send(1))  # answered to the waiting RECEIVE of session 1
+        assert out[0] == TunnelFrame(1, TunnelEvent.SEND_RESULT)
+        bodies[1] += out[1].data
+        open_ = {1, 2}
+        while open_:
+            for sid in sorted(open_):
+                (frame,) = await feed(want(sid, 700))
+                if frame.event == TunnelEvent.SHUTDOWN:
+                    open_.discard(sid)
+                    continue
+                assert len(frame.data) <= 700
+                bodies[sid] += frame.data
+        store.close()
+        nursery.cancel_scope.cancel()
+    for sid in (1, 2):
+        head, _, body = bytes(bodies[sid]).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"text/html" in head
+        text = body.decode()
+        assert "T54W" in text and "96.86.0.1" in text and "Zoe Z" in text
+        assert "account.1.user_name = zoe" in text  # the file it would get
+        assert "Zoe-Sip-Pw-9" not in text
