@@ -5,6 +5,7 @@
     provd sim ctl remove MAC
     provd sim ctl push CATEGORY KEY=VALUE... [--domain D]
     provd sim ctl restart-devices
+    provd sim ctl passthrough MAC
 
 Exit 0 when the simulator did it, 1 when it answered with an error, 3 when no simulator
 listens on the socket.
@@ -47,6 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     push.add_argument("--domain", default="")
     sub.add_parser("restart-devices", help="restart the Devices app (state kept)")
+    passthrough = sub.add_parser(
+        "passthrough", help="the URL the Devices UI opens for a device (its phone page)"
+    )
+    passthrough.add_argument("mac")
     ctl.set_defaults(handler=cmd_ctl)
 
 
@@ -63,8 +68,8 @@ def _request(args: argparse.Namespace) -> dict | None:
             "category": args.category,
             "hwid": args.hwid,
         }
-    if cmd == "remove":
-        return {"cmd": "remove", "mac": args.mac}
+    if cmd in ("remove", "passthrough"):
+        return {"cmd": cmd, "mac": args.mac}
     if cmd == "push":
         changes = {}
         for item in args.changes:

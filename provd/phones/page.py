@@ -224,8 +224,17 @@ def when(ts: float | None, now: float) -> str:
     return f"{stamp} ({rel})"
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+def _item(item: Any) -> str:
+    """One configuration item (masked) as ``name = value`` lines, ``type`` left out."""
+    if not isinstance(item, dict):
+        return f"<code>{_e(json.dumps(item, ensure_ascii=False))}</code>"
+    lines = []
+    for name, value in sorted(item.items()):
+        if name == "type":
+            continue
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        lines.append(f'<span class="k">{_e(name)}</span> = <code>{_e(shown)}</code>')
+    return "<br>".join(lines) or "-"
 
 
 def _mac(mac: str) -> str:
@@ -325,7 +334,7 @@ def page(data: PageData) -> str:
         else '<p class="muted" id="fetches">No fetch yet.</p>'
     )
     items = "".join(
-        f"<tr><th>{_e(kind)}</th><td><code>{_e(_json(mask_item(item)))}</code></td></tr>"
+        f"<tr><th>{_e(kind)}</th><td>{_item(mask_item(item))}</td></tr>"
         for kind, item in sorted(record.config.items())
     )
     items_html = (
@@ -395,7 +404,7 @@ table{border-collapse:collapse;width:100%}
 th,td{text-align:left;vertical-align:top;padding:3px 8px 3px 0;border-bottom:1px solid var(--line)}
 tr:last-child th,tr:last-child td{border-bottom:0}
 .kv th{width:38%;font-weight:500;color:var(--muted);white-space:nowrap}
-.list th{font-weight:500;color:var(--muted)}
+.list th{font-weight:500;color:var(--muted)}#items th{width:18%}
 code,pre{font:12px/1.4 ui-monospace,"DejaVu Sans Mono",monospace;word-break:break-all}
 pre{background:var(--bg);border:1px solid var(--line);border-radius:4px;padding:8px;
 max-height:420px;overflow:auto;white-space:pre-wrap;margin:4px 0}
@@ -403,6 +412,6 @@ max-height:420px;overflow:auto;white-space:pre-wrap;margin:4px 0}
 .s-provisioned,.s-registered,.s-fetched{background:#d7f0e8;color:#0b5e4b}
 .s-failed{background:#fbe0de;color:var(--bad)}.s-pending{background:#fff2cc;color:var(--warn)}
 .online{color:var(--accent);font-weight:600}.offline{color:var(--bad);font-weight:600}
-.err{color:var(--bad)}.muted{color:var(--muted)}a{color:var(--accent)}
+.k{color:var(--muted)}.err{color:var(--bad)}.muted{color:var(--muted)}a{color:var(--accent)}
 footer{padding:8px 20px 16px;color:var(--muted);font-size:12px}
 """

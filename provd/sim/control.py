@@ -10,6 +10,7 @@ mode 0600, one JSON answer): :func:`provd.actors.control.serve_control`. Command
 - ``push``: change a provisioning category (any ``[[devices.domains.categories]]`` key)
   and push the changed items to its connected devices.
 - ``restart-devices``: restart the Devices app (every connection closed, state kept).
+- ``passthrough``: the URL the Devices UI opens for a device (provd's phone page).
 
 A bad request is answered ``{"ok": false, "error": ...}``; nothing a client sends stops the
 simulator.
@@ -111,6 +112,12 @@ def handlers(sim: Simulator) -> dict[str, Handler]:
         )
         return {"ok": True, "changed": sorted(changed)}
 
+    async def passthrough(request: dict[str, Any]) -> dict[str, Any]:
+        mac = request.get("mac")
+        if not isinstance(mac, str):
+            raise ValueError("mac missing")
+        return {"ok": True, "url": sim.passthrough_url(mac)}
+
     async def restart_devices(_request: dict[str, Any]) -> dict[str, Any]:
         await sim.faults.restart_devices()
         return {"ok": True}
@@ -123,6 +130,7 @@ def handlers(sim: Simulator) -> dict[str, Handler]:
             "remove": remove,
             "push": push,
             "restart-devices": restart_devices,
+            "passthrough": passthrough,
         }.items()
     }
 

@@ -99,6 +99,8 @@ class Simulator:
         self.addresses: SimAddresses | None = None
         #: Wakes after each write of the state file.
         self.saved = Watch()
+        #: The passthrough session key per domain id (see :meth:`passthrough_url`).
+        self._ui_keys: dict[int, str] = {}
 
     async def run(
         self, *, task_status: trio.TaskStatus[SimAddresses] = trio.TASK_STATUS_IGNORED
@@ -199,6 +201,28 @@ class Simulator:
                 lambda: self.registry.services_info().find(PROVISIONING_API)
             )
         return await self.users.provision(phones, phone_timeout=phone_timeout)
+
+    def passthrough_url(self, mac: str, path: str = "") -> str:
+        """The URL the Devices UI opens for a device's own web UI (spec section 6):
+        ``<passthrough base><MAC>/<key>/<path>``. The key is a Devices API session key of
+        the device's domain, opened once and kept for the simulator's life, as a logged-in
+        Devices UI holds one (``GetLoginInfo``).
+
+        Raises:
+            ValueError: Devices does not know the device, or the simulator is not running.
+        """
+        mac = normalize_mac(mac)
+        record = self.domain.devices.get(mac)
+        if record is None:
+            raise ValueError(f"Devices knows no device {mac}")
+        if self.addresses is None:
+            raise ValueError("the simulator is not running")
+        key = self._ui_keys.get(record.domain_id)
+        if key is None or not self.domain.is_live_key(key):
+            dom = self.domain.domains.get(record.domain_id)
+            key, _ = self.domain.open_session(dom.name if dom else "")
+            self._ui_keys[record.domain_id] = key
+        return f"{self.addresses.passthrough_base}{mac}/{key}/{path}"
 
     # --- read-only views for tests ----------------------------------------------------------
 
