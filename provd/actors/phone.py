@@ -506,8 +506,13 @@ async def _on_tunnel(event: TunnelReceived, link: _Link) -> list[TunnelFrame]:
     if tunnel.refused != refused:
         log.info("sysclient.tunnel_session_shut", reason=tunnel.last_refusal)
     for sid, request in tunnel.requests():
-        data = await _page_data(link.ctx, link.mac)
-        frames += tunnel.answer(sid, phone_page.respond(request, data))
+        try:
+            data = await _page_data(link.ctx, link.mac)
+            response = phone_page.respond(request, data)
+        except Exception as exc:  # a bug in the page: that request fails, the session stays
+            log.error("sysclient.phone_page_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            response = phone_page.error_response(500, "internal error")
+        frames += tunnel.answer(sid, response)
     return frames
 
 
@@ -516,7 +521,11 @@ async def _page_data(ctx: PhoneContext, mac: str) -> phone_page.PageData:
     record = ctx.directory.get(mac)
     if record is None:
         return phone_page.PageData(mac=mac, record=None)
-    fetches = await ctx.store.call(lambda db: db.fetches(mac, phone_page.FETCHES_SHOWN))
+    try:
+        fetches = await ctx.store.call(lambda db: db.fetches(mac, phone_page.FETCHES_SHOWN))
+    except (StoreError, sqlite3.Error) as exc:  # the page shows the rest
+        log.warning("sysclient.phone_page_no_fetches", error=str(exc)[:300])
+        fetches = []
     renderer = ctx.renderer() if ctx.renderer is not None else None
     preview = phone_page.file_preview(
         renderer, ctx.directory.data(mac), record, fetches[0] if fetches else None

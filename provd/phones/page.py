@@ -153,8 +153,19 @@ def respond(request: bytes, data: PageData) -> bytes:
     return out
 
 
+def error_response(status: int, text: str) -> bytes:
+    """A plain-text error response (for a page that could not be built)."""
+    return _raw(status, "text/plain; charset=utf-8", f"{text}\n".encode())
+
+
 def _raw(status: int, ctype: str, body: bytes) -> bytes:
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+    reason = {
+        200: "OK",
+        400: "Bad Request",
+        404: "Not Found",
+        405: "Method Not Allowed",
+        500: "Internal Server Error",
+    }
     return (
         f"HTTP/1.1 {status} {reason.get(status, 'Error')}\r\nContent-Type: {ctype}\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"

@@ -220,3 +220,47 @@ async def test_actor_answers_the_tunnel_with_the_phone_page(tmp_path):
         assert "T54W" in text and "96.86.0.1" in text and "Zoe Z" in text
         assert "account.1.user_name = zoe" in text  # the file it would get
         assert "Zoe-Sip-Pw-9" not in text
+
+
+async def test_page_trouble_fails_that_request_not_the_connection(monkeypatch):
+    """The store failing leaves the fetches out of the page; a bug building the page
+    answers that request 500. Neither raises out of the handler (which would end the
+    Sysclient connection and every other session)."""
+    from provd.actors import phone as phone_module
+    from provd.actors.phone import PhoneContext, _Link, _on_tunnel
+    from provd.actors.state import DevicesLocator, HandshakeLimiter, Outcomes, PhoneDirectory
+    from provd.config import Config
+    from provd.protocol.sysclient import TunnelReceived
+    from provd.store.actor import StoreError
+    from provd.store.records import PhoneRecord
+
+    class BrokenStore:
+        async def call(self, fn):
+            raise StoreError("disk I/O error")
+
+    mac = "805ec0aa0010"
+    directory = PhoneDirectory()
+    directory.put(PhoneRecord(mac=mac, code="1", cn="Ann", state="provisioned"))
+    ctx = PhoneContext(
+        config=Config.from_mapping({"appservice": {"password": "x" * 12}}),
+        store=BrokenStore(),
+        directory=directory,
+        locator=DevicesLocator(),
+        outcomes=Outcomes(),
+        handshakes=HandshakeLimiter(1),
+    )
+    link = _Link(directory.get(mac), ctx, TunnelEndpoint())
+
+    async def first_chunk(sid):
+        await _on_tunnel(TunnelReceived(send(sid)), link)
+        (frame,) = await _on_tunnel(TunnelReceived(want(sid, 60000)), link)
+        return frame.data
+
+    page_ = await first_chunk(1)
+    assert page_.startswith(b"HTTP/1.1 200") and b"Ann" in page_ and b"No fetch yet" in page_
+
+    def broken(request, data):
+        raise KeyError("bug")
+
+    monkeypatch.setattr(phone_module.phone_page, "respond", broken)
+    assert (await first_chunk(2)).startswith(b"HTTP/1.1 500")
