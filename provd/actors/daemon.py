@@ -200,6 +200,7 @@ class Daemon:
         # Raises TemplateCheckError (naming the file) for a broken operator template.
         self.renderer = checked_renderer(config)
         self.phones_ctx.renderer = lambda: self.renderer  # the phone page's file preview
+        self.phones_ctx.lifecycle = self._lifecycle_of  # the phone page's lifecycle
         self.fetches = FetchRecorder(self._write_fetches)
         self.phones_app = PhonesApp(self.renderer, self._lookup, self._record_fetch, config.phones)
         self._inner: trio.Nursery | None = None
@@ -413,6 +414,13 @@ class Daemon:
 
     async def _record_fetch(self, fetch: FetchRecord) -> None:
         self.fetches.record(fetch)  # buffered: never blocks a phone's request
+
+    def _lifecycle_of(self, mac: str) -> Any:
+        """The phone's lifecycle (issue 11.1) for its page, where the daemon keeps one."""
+        registration = getattr(self, "registration", None)
+        book = getattr(registration, "book", None)
+        phones = getattr(book, "phones", None)
+        return phones.get(mac) if isinstance(phones, dict) else None
 
     async def _write_fetches(self, rows: list[FetchRecord]) -> None:
         await self.store.call(lambda db: db.record_fetches(rows))

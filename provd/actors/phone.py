@@ -90,6 +90,8 @@ class PhoneContext:
     #: The phones server's current renderer (it changes on reload), for the phone page's
     #: "file it would get"; None in tests that run without one.
     renderer: Callable[[], Any] | None = None
+    #: The phone's lifecycle by MAC (issue 11.1), for the phone page; None: not kept.
+    lifecycle: Callable[[str], Any] | None = None
 
 
 class HandshakeFailed(Exception):
@@ -530,7 +532,10 @@ async def _page_data(ctx: PhoneContext, mac: str) -> phone_page.PageData:
     preview = phone_page.file_preview(
         renderer, ctx.directory.data(mac), record, fetches[0] if fetches else None
     )
-    return phone_page.PageData(mac=mac, record=record, fetches=tuple(fetches), file=preview)
+    life = ctx.lifecycle(mac) if ctx.lifecycle is not None else None
+    return phone_page.PageData(
+        mac=mac, record=record, fetches=tuple(fetches), file=preview, lifecycle=life
+    )
 
 
 #: One hop from a Sysclient event to its handler; each returns frames to send back.

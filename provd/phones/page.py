@@ -63,6 +63,9 @@ class PageData:
     record: PhoneRecord | None
     fetches: tuple[FetchRecord, ...] = ()
     file: FilePreview = FilePreview(error="not rendered")
+    #: The phone's lifecycle (issue 11.1), any object with the attributes named in
+    #: :data:`LIFECYCLE_FIELDS` and ``state``/``error``; None: the record's state only.
+    lifecycle: Any = None
     now: float = attrs.field(factory=time.time)
 
 
@@ -257,44 +260,47 @@ def _rows(pairs: Iterable[tuple[str, str]]) -> str:
     return "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in pairs)
 
 
-#: Lifecycle fields another part of provd may add to the record (issue 11.1); shown when
-#: present. (attribute, label, kind): kind "time" is an epoch timestamp, "text" as is.
+#: Lifecycle fields (issue 11.1: pending → provisioned → fetched → registered), read with
+#: defaults from the phone's lifecycle object (``provd.store.records.Lifecycle``, kept by
+#: the registration checker) or, failing that, from the record: (attribute, label, kind),
+#: kind "time" an epoch timestamp, "flag" a yes/no, "text" as is.
 LIFECYCLE_FIELDS = (
+    ("since", "since", "time"),
     ("provisioned_at", "provisioned", "time"),
     ("fetched_at", "fetched", "time"),
     ("registered_at", "registered", "time"),
-    ("registered", "registered", "flag"),
+    ("addr", "registration address", "text"),
     ("registration_address", "registration address", "text"),
-    ("registered_address", "registration address", "text"),
-    ("reg_address", "registration address", "text"),
-    ("last_error", "last error", "text"),
+    ("checked_at", "last PBX check", "time"),
+    ("warned", "not registered in time", "flag"),
 )
 
 
-def lifecycle(record: PhoneRecord, now: float) -> list[tuple[str, str]]:
-    """(label, HTML) rows for the phone's lifecycle, with whatever the record carries."""
-    state = record.state
+def lifecycle(record: PhoneRecord, life: Any, now: float) -> list[tuple[str, str]]:
+    """(label, HTML) rows for the phone's lifecycle: ``life`` (any object with the
+    attributes of :data:`LIFECYCLE_FIELDS`, or None) first, then the record."""
+    state = str(getattr(life, "state", "") or record.state)
     rows = [("state", f'<span class="state s-{_e(state)}" id="state">{_e(state)}</span>')]
+    if life is not None and record.state != state:
+        rows.append(("Devices", _e(record.state)))
     seen: set[str] = set()
     for attr, label, kind in LIFECYCLE_FIELDS:
-        value = getattr(record, attr, None)
-        if value in (None, "", 0) or label in seen:
+        value = getattr(life, attr, None)
+        if value in (None, "", 0, False):
+            value = getattr(record, attr, None)
+        if value in (None, "", 0, False) or label in seen:
             continue
         if kind == "time" and isinstance(value, int | float):
             shown = _e(when(float(value), now))
         elif kind == "flag":
-            if isinstance(value, bool):
-                shown = "yes" if value else "no"
-            elif isinstance(value, int | float):
-                shown = _e(when(float(value), now))
-            else:
-                shown = _e(value)
+            shown = '<span class="err">yes</span>'
         else:
             shown = _e(value)
         seen.add(label)
         rows.append((label, shown))
-    if record.error:
-        rows.append(("error", f'<span class="err">{_e(record.error)}</span>'))
+    error = str(getattr(life, "error", "") or record.error)
+    if error:
+        rows.append(("last error", f'<span class="err">{_e(error)}</span>'))
     online = "online" if record.online else "offline"
     rows += [
         ("connection to Devices", f'<span class="{online}" id="online">{online}</span>'),
@@ -362,9 +368,10 @@ def page(data: PageData) -> str:
         )
     else:
         file_html = f'<p class="muted" id="file">{_e(f.error)}</p>'
+    state = str(getattr(data.lifecycle, "state", "") or record.state)
     header = (
         f"<header><h1>{_e(product)}</h1><p>{_e(record.cn or record.usename or '')}"
-        f' · <span class="state s-{_e(record.state)}">{_e(record.state)}</span>'
+        f' · <span class="state s-{_e(state)}">{_e(state)}</span>'
         f" · {'online' if record.online else 'offline'}</p></header>"
     )
     body = (
@@ -372,7 +379,7 @@ def page(data: PageData) -> str:
         f'<section><h2>Phone</h2><table class="kv">{_rows(phone_rows)}</table></section>'
         f'<section><h2>User</h2><table class="kv">{_rows(user_rows)}</table></section>'
         f'<section><h2>Lifecycle</h2><table class="kv" id="lifecycle">'
-        f"{_rows(lifecycle(record, now))}</table></section>"
+        f"{_rows(lifecycle(record, data.lifecycle, now))}</table></section>"
         "</div>"
         f"<section><h2>Last fetches</h2>{fetches}</section>"
         f"<section><h2>Configuration items</h2>{items_html}</section>"

@@ -32,7 +32,7 @@ from provd.phones.examples import phone_request
 from provd.sim import Phone
 
 from ..e2e.harness import ROOT, ProvdProcess, sim_config
-from .browser import SHOTS, chromium, css, quit_browser, text_in
+from .browser import SHOTS, chromium, css, quit_browser
 from .test_browser import run
 
 PHONE = Phone(mac="80:5e:c0:aa:00:51", user="alice", cn="Alice Adler", password="Alice-Sip-Pw-51")
@@ -43,7 +43,7 @@ CHUNK = 700
 
 def load(browser, url: str) -> dict[str, str]:
     browser.get(url)
-    text_in(browser, "#state", "provisioned")
+    css(browser, "#state")
     found = {
         key: browser.find_element(By.ID, key).text
         for key in ("vendor", "model", "firmware", "cn", "sip", "state", "online")
@@ -130,7 +130,9 @@ async def _check(tmp_path: Path, nursery: trio.Nursery, socket_path: str) -> Non
         assert seen["firmware"] == "66.86.0.15"
         assert seen["cn"] == "Alice Adler"
         assert seen["sip"].startswith("alice")
-        assert seen["state"] == "provisioned"
+        # provisioned by Devices; once the lifecycle of issue 11.1 is kept, fetched (or
+        # registered, when the simulated phone registers after its fetch)
+        assert seen["state"] in ("provisioned", "fetched", "registered")
         assert seen["online"] == "online"
         assert "127.0.0.1" in seen["text"]  # the fetch's address
         assert "account.1.user_name = alice" in seen["file"]

@@ -145,9 +145,46 @@ class TestContent:
                 assert secret not in body and html.escape(secret) not in body, (path, secret)
         assert MASK in respond(get(), data(record)).decode()
 
-    def test_registration_fields_shown_when_the_record_has_them(self):
-        """The lifecycle fields issue 11.1 adds (registered, its address) are rendered when
-        the record carries them, read with defaults so a record without them still works."""
+    def test_lifecycle_with_registration_shown(self):
+        """The phone's lifecycle (issue 11.1: state, step times, registration address,
+        last error, the not-registered flag) is rendered from any object with those
+        attributes (read with defaults, as the registration checker keeps them)."""
+
+        @attrs.frozen(kw_only=True)
+        class Lifecycle:  # the shape of provd.store.records.Lifecycle (issue 11.1)
+            mac: str
+            state: str = "pending"
+            since: float = 0.0
+            provisioned_at: float = 0.0
+            fetched_at: float = 0.0
+            registered_at: float = 0.0
+            checked_at: float = 0.0
+            addr: str = ""
+            error: str = ""
+            warned: bool = False
+
+        life = Lifecycle(
+            mac=MAC,
+            state="registered",
+            since=NOW - 30,
+            provisioned_at=NOW - 3600,
+            fetched_at=NOW - 120,
+            registered_at=NOW - 30,
+            checked_at=NOW - 5,
+            addr="192.0.2.10:5061",
+            error="GetRegs timed out <once>",
+        )
+        text = page(attrs.evolve(data(), lifecycle=life))
+        assert '<span class="state s-registered" id="state">registered</span>' in text
+        assert "192.0.2.10:5061" in text and "registration address" in text
+        assert "30 s ago" in text and "60 min ago" in text and "5 s ago" in text
+        assert "GetRegs timed out &lt;once&gt;" in text
+        assert "not registered in time" not in text
+        warned = page(attrs.evolve(data(), lifecycle=attrs.evolve(life, warned=True)))
+        assert "not registered in time" in warned
+
+    def test_registration_fields_on_the_record_also_shown(self):
+        """Without a lifecycle object, fields of that name on the record are shown."""
 
         @attrs.frozen(kw_only=True)
         class Registered(PhoneRecord):
@@ -157,11 +194,10 @@ class TestContent:
         record = Registered(
             **attrs.asdict(RECORD, recurse=False),
             registered_at=NOW - 30,
-            registration_address="192.0.2.10:5061",
+            registration_address="192.0.2.11:5060",
         )
-        text = page(data(record=attrs.evolve(record, state="registered")))
-        assert "192.0.2.10:5061" in text and "registration address" in text
-        assert "30 s ago" in text and "s-registered" in text
+        text = page(data(record=record))
+        assert "192.0.2.11:5060" in text and "30 s ago" in text
 
     def test_before_any_fetch_and_unknown_phone(self):
         """No fetch yet: the OUI names the vendor, the model waits; an unknown MAC says so."""
