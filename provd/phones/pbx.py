@@ -245,9 +245,7 @@ class PbxDirectory:
         current = self.get(domain)
         if current is None:
             return False
-        return self.set_favourites(
-            domain, [f for f in current.favourites if f.id != favourite_id]
-        )
+        return self.set_favourites(domain, [f for f in current.favourites if f.id != favourite_id])
 
     # --- what renderers read -------------------------------------------------------------
 
