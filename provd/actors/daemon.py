@@ -467,6 +467,7 @@ class Daemon:
             "states": states,
             "actors": self.supervisor.running,
             "reloads": self.reloads,
+            "pbx_data": self.pbx_data.summary(),
             **self.observe.status(),
             **self._actor_summary(),
         }

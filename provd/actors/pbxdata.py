@@ -98,6 +98,25 @@ class PbxData:
         self.directory.settings = new
         await self._bump(None, reason="config")
 
+    def summary(self) -> dict[str, Any]:
+        """For ``provd status``: per PBX domain, its node prefixes and favourites count."""
+        out: dict[str, Any] = {}
+        for domain in self.directory.domains():
+            data = self.directory.get(domain)
+            assert data is not None
+            node = data.node
+            out[domain] = {
+                "node": node.name if node else None,
+                "prefixes": (
+                    f"intl {node.prefix_intl or '-'} ntl {node.prefix_ntl or '-'}"
+                    f" subs {node.prefix_subs or '-'} cc {node.country_code or '-'}"
+                    if node
+                    else None
+                ),
+                "favourites": len(data.favourites),
+            }
+        return out
+
     # --- on a PBX session ----------------------------------------------------------------
 
     async def session(self, send: Callable[[Message], Any], domain: str, apis: Any) -> None:

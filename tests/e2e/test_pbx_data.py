@@ -1,6 +1,9 @@
 """End to end: the PBX's node prefixes and profile favourites reach each vendor's file, and
 follow a change made at the PBX (issue 11, item 4)."""
 
+import functools
+import json
+
 import httpx
 import trio
 
@@ -9,7 +12,7 @@ from provd.phones import Vendor
 from provd.phones.examples import phone_request
 from provd.sim import Phone, Simulator
 
-from .harness import ProvdProcess, sim_config
+from .harness import ProvdProcess, cli, sim_config
 
 PHONES = {
     Vendor.YEALINK: Phone(mac="805ec0cc0001", user="yara", cn="Yara", password="Yara-Pwd-1"),
@@ -111,4 +114,20 @@ async def test_dial_plan_and_favourites_reach_each_vendor_and_follow_changes(tmp
         assert await provd.stop() == 0
         await provd.start(nursery)
         assert await fetch_all(provd.phones_url) == before
+        status = await trio.to_thread.run_sync(
+            functools.partial(cli, "status", "--json", provd=provd)
+        )
+        pbx = json.loads(status.stdout)["pbx_data"]["example.com"]
+        assert pbx == {
+            "node": "sim-node",
+            "prefixes": "intl 000 ntl 00 subs - cc 41",
+            "favourites": 1,
+        }
         assert await provd.stop() == 0
+        mac = PHONES[Vendor.SNOM].mac
+        shown = await trio.to_thread.run_sync(
+            functools.partial(cli, "render", mac, "--explain", provd=provd)
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert "!^\\+41(.*)!sip:00\\1@\\d!" in shown.stdout  # offline, from the store
+        assert "PBX GetNodeInfo (example.com)" in shown.stdout
