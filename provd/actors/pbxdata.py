@@ -136,6 +136,8 @@ class PbxData:
 
     async def handle(self, domain: str, msg: Message) -> None:
         """A PbxApi answer or indication on the PBX session of ``domain``."""
+        # A PBX provd did not know yet changes which PBX the phones fall back to: all of them.
+        new = self.directory.get(domain) is None
         if isinstance(msg, GetNodeInfoResult):
             node = NodeInfo(
                 name=msg.name,
@@ -157,33 +159,33 @@ class PbxData:
                     prefix_subs=node.prefix_subs,
                     country_code=node.country_code,
                 )
-                await self._changed(domain, "node_info")
+                await self._changed(domain, "node_info", new)
             return
         if isinstance(msg, SubscribeProfileResult):
             contacts = msg.profile.contacts if msg.profile is not None else ()
             favourites = [f for f in map(_favourite, contacts) if f is not None]
             if self.directory.set_favourites(domain, favourites):
                 log.info("pbx.favourites", domain=domain, count=len(favourites))
-                await self._changed(domain, "favourites")
+                await self._changed(domain, "favourites", new)
             return
         if isinstance(msg, ProfileContactAdded):
             favourite = _favourite(msg.profile.contact)
             if favourite is not None and self.directory.add_favourite(domain, favourite):
                 log.info("pbx.favourite_added", domain=domain, id=favourite.id)
-                await self._changed(domain, "favourite_added")
+                await self._changed(domain, "favourite_added", new)
             return
         if isinstance(msg, ProfileContactDeleted):
             fid = msg.profile.contact.id
             if fid is not None and self.directory.remove_favourite(domain, fid):
                 log.info("pbx.favourite_deleted", domain=domain, id=fid)
-                await self._changed(domain, "favourite_deleted")
+                await self._changed(domain, "favourite_deleted", new)
 
     # --- store and revisions ---------------------------------------------------------------
 
-    async def _changed(self, domain: str, reason: str) -> None:
+    async def _changed(self, domain: str, reason: str, new: bool) -> None:
         known = self.directory.domains()
-        if len(known) == 1:
-            macs = None  # the only PBX: every phone belongs to it
+        if len(known) == 1 or new:
+            macs = None  # the only PBX (every phone is its phone), or a PBX new to provd
         else:
             owner = self.directory.owner
             macs = [r.mac for r in self.phones.all() if owner(r.domain) == domain.lower()]

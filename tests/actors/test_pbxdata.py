@@ -103,8 +103,11 @@ async def test_with_two_pbxs_only_the_phones_of_the_changed_one_are_bumped(tmp_p
     store = await started_store(tmp_path, nursery)
     data, _ = await tracker(store)
     await data.handle("example.com", NODE)
-    await data.handle("b.org", NODE)  # a second PBX: it is new, so everyone may change
+    first = await revisions(store)
+    # A second PBX: the phones that fell back to the only PBX may now have none: all bumped.
+    await data.handle("b.org", NODE)
     before = await revisions(store)
+    assert all(before[mac] == first[mac] + 1 for mac in PHONES)
     await data.handle("b.org", attrs.evolve(NODE, country_code="41"))
     after = await revisions(store)
     assert after["0004f2000003"] == before["0004f2000003"] + 1
