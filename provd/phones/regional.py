@@ -196,8 +196,11 @@ FANVIL_TONES = {
 
 def yealink_dial_plan(rules: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """``[(prefix, replace)]`` for Yealink ``dialplan.replace.prefix.N`` /
-    ``dialplan.replace.replace.N`` (Yealink T4x/T5x admin guide, "Replace Rule")."""
-    return list(rules)
+    ``dialplan.replace.replace.N`` (Yealink SIP-T2x/T4x admin guide, "Dial Plan" and
+    "Replace Rule": the prefix is a pattern for the whole number, ``.`` any string, ``( )``
+    a group, ``$1`` the first group in the replacement, e.g. prefix ``001(xxx)45(xx)``,
+    replace ``9001$145$2``; ``+`` is not a pattern character)."""
+    return [(f"{prefix}(.)", f"{replace}$1") for prefix, replace in rules]
 
 
 def snom_dial_plan(rules: list[tuple[str, str]]) -> str:

@@ -26,8 +26,8 @@ PHONES = {
 #: What each vendor's file says for the node prefixes 00/0/49, and for 000/00/41.
 DIAL_PLAN = {
     Vendor.YEALINK: (
-        "dialplan.replace.prefix.1 = +49\ndialplan.replace.replace.1 = 0\n",
-        "dialplan.replace.prefix.1 = +41\ndialplan.replace.replace.1 = 00\n",
+        "dialplan.replace.prefix.1 = +49(.)\ndialplan.replace.replace.1 = 0$1\n",
+        "dialplan.replace.prefix.1 = +41(.)\ndialplan.replace.replace.1 = 00$1\n",
     ),
     Vendor.SNOM: ("!^\\+49(.*)!sip:0\\1@\\d!", "!^\\+41(.*)!sip:00\\1@\\d!"),
     Vendor.GRANDSTREAM: (  # XML-escaped <\+49=0>

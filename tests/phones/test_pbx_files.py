@@ -49,10 +49,10 @@ def render(vendor: Vendor, pbx: PbxDirectory | None, settings=None, **phone) -> 
 #: Each vendor's dial-plan lines for 00 / 0 / 49 (Fanvil and Gigaset: none known).
 DIAL_PLAN = {
     Vendor.YEALINK: [
-        "dialplan.replace.prefix.1 = +49\n",
-        "dialplan.replace.replace.1 = 0\n",
-        "dialplan.replace.prefix.2 = +\n",
-        "dialplan.replace.replace.2 = 00\n",
+        "dialplan.replace.prefix.1 = +49(.)\n",
+        "dialplan.replace.replace.1 = 0$1\n",
+        "dialplan.replace.prefix.2 = +(.)\n",
+        "dialplan.replace.replace.2 = 00$1\n",
     ],
     Vendor.SNOM: [
         '<user_dp_str idx="1" perm="R">!^\\+49(.*)!sip:0\\1@\\d! !^\\+(.*)!sip:00\\1@\\d!'
@@ -96,13 +96,13 @@ def test_own_country_only_without_national_prefix_and_nothing_without_internatio
 def test_operator_overrides_win_and_are_named_as_source():
     pbx = directory(prefix_intl="000", prefix_ntl="00")
     text = render(Vendor.YEALINK, pbx)
-    assert "dialplan.replace.replace.1 = 00\n" in text
-    assert "dialplan.replace.replace.2 = 000\n" in text
+    assert "dialplan.replace.replace.1 = 00$1\n" in text
+    assert "dialplan.replace.replace.2 = 000$1\n" in text
     _node, where = pbx.node_for(make_phone())
     assert "PBX GetNodeInfo (example.com)" in where and "pbx.prefix_intl" in where
     # Operator values alone (no PBX yet) are enough.
     alone = directory(node=None, prefix_intl="00", country_code="41", prefix_ntl="0")
-    assert "dialplan.replace.prefix.1 = +41\n" in render(Vendor.YEALINK, alone)
+    assert "dialplan.replace.prefix.1 = +41(.)\n" in render(Vendor.YEALINK, alone)
 
 
 def test_unusable_node_values_from_the_pbx_never_reach_a_file():
