@@ -263,10 +263,6 @@ class Daemon:
             ) from exc
         self.directory.load(records)
         self.locator.set(url or "")
-        try:
-            await self.pbx_data.load()  # the files render as before, without the PBX
-        except StoreError as exc:
-            log.error("pbx.stored_data_unreadable", setting="pbx_data", error=str(exc))
         await self.admin.load()
         if self.admin.stored:  # the administrator's settings, before the first render
             new = self.admin.overlay(self.config)
@@ -275,6 +271,10 @@ class Daemon:
             )
             self.config = self.phones_ctx.config = new
             self.phones_app.settings = new.phones
+        try:
+            await self.pbx_data.load()  # the files render as before, without the PBX
+        except StoreError as exc:
+            log.error("pbx.stored_data_unreadable", setting="pbx_data", error=str(exc))
         a = config.appservice
         ws_ssl = checked_ssl_context("appservice", a.tls_cert, a.tls_key)
         checked_ssl_context("phones", config.phones.tls_cert, config.phones.tls_key)

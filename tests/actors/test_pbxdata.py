@@ -182,3 +182,22 @@ async def test_pbx_session_asks_and_only_a_pbx_session_is_heard(daemon):
             entry = d.pbx_data.directory.get("example.com")
             assert entry.node.country_code == "49"
             assert [f.name for f in entry.favourites] == ["anna"]
+
+
+def test_pbx_config_keys_are_checked_and_named():
+    import pytest
+
+    from provd.config import Config, ConfigError
+
+    base = {"appservice": {"password": "long-enough-secret"}}
+    ok = Config.from_mapping({**base, "pbx": {"prefix_intl": "000", "favourites": False}})
+    assert ok.pbx.prefix_intl == "000" and ok.pbx.favourites is False
+    for pbx, key in (
+        ({"prefix_intl": "00\n"}, "pbx.prefix_intl"),
+        ({"country_code": "49a"}, "pbx.country_code"),
+        ({"node_info_interval": 0}, "pbx.node_info_interval"),
+        ({"dial_plan": "yes"}, "pbx.dial_plan"),
+        ({"area": "30"}, "pbx.area"),
+    ):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            Config.from_mapping({**base, "pbx": pbx})
