@@ -170,6 +170,32 @@ class MetricsSettings:
     listen: str = attrs.field(default="", validator=_optional_listen)
 
 
+def _prefix(_inst: Any, attribute: attrs.Attribute, value: str) -> None:
+    import re
+
+    pattern = r"[0-9]{0,4}" if attribute.name == "country_code" else r"[0-9*#]{0,16}"
+    if not re.fullmatch(pattern, value):
+        what = "at most 4 digits" if attribute.name == "country_code" else "digits, * and #"
+        raise ConfigError(f"pbx.{attribute.name}: {what} only, or empty")
+
+
+@frozen(kw_only=True)
+class PbxSettings:
+    """What provd takes from the PBX (PbxApi on the App-object session) into phone files."""
+
+    #: Write the PBX node's prefixes (GetNodeInfo) as each vendor's dial plan.
+    dial_plan: bool = True
+    #: Add the App object's first-profile favourites as function keys after the operator's.
+    favourites: bool = True
+    #: Seconds between GetNodeInfo questions on a PBX session (PbxApi reports no change of
+    #: node info; a reconnect also asks again).
+    node_info_interval: float = 3600.0
+    #: Operator values used instead of the PBX's (empty: the PBX's).
+    prefix_intl: str = attrs.field(default="", validator=_prefix)
+    prefix_ntl: str = attrs.field(default="", validator=_prefix)
+    country_code: str = attrs.field(default="", validator=_prefix)
+
+
 _SECTIONS: dict[str, type] = {
     "appservice": AppServiceSettings,
     "phones": PhonesSettings,
@@ -179,6 +205,7 @@ _SECTIONS: dict[str, type] = {
     "control": ControlSettings,
     "metrics": MetricsSettings,
     "devices": DevicesSettings,
+    "pbx": PbxSettings,
 }
 
 
@@ -224,6 +251,7 @@ class Config:
     control: ControlSettings = attrs.field(factory=ControlSettings)
     metrics: MetricsSettings = attrs.field(factory=MetricsSettings)
     devices: DevicesSettings = attrs.field(factory=DevicesSettings)
+    pbx: PbxSettings = attrs.field(factory=PbxSettings)
     #: Where it was loaded from (None = embedded defaults).
     source: str | None = None
 
@@ -318,6 +346,8 @@ class Config:
             raise ConfigError("store.max_user_agent: must be at least 16")
         if self.store.check_interval <= 0:
             raise ConfigError("store.check_interval: must be positive")
+        if self.pbx.node_info_interval <= 0:
+            raise ConfigError("pbx.node_info_interval: must be positive")
         if self.devices.ca_file:
             from .transport.tls import TlsSetupError, client_context
 

@@ -46,6 +46,7 @@ from ..protocol.messages import (
 )
 from ..transport import AppWebsocket, ConnectionLost, RequestTracker, accept_login
 from ..transport.guard import LoginThrottle
+from . import pbxdata
 from .devices_api import ask_service_login
 from .phone import PhoneContext
 from .state import Outcome, devices_url_problem
@@ -73,6 +74,9 @@ class AppServiceContext:
     throttle: LoginThrottle = attrs.field(init=False)
     #: The admin API (:class:`~provd.actors.admin.AdminApi`), when the daemon runs one.
     admin: Any = None
+    #: The PBX's node info and favourites (:class:`~provd.actors.pbxdata.PbxData`), when
+    #: the daemon keeps them.
+    pbx_data: Any = None
 
     def __attrs_post_init__(self) -> None:
         def settings() -> tuple[float, float, float]:
@@ -144,6 +148,9 @@ class AppSession:
             ProvisioningPhone: self._on_provisioning_phone,
             UnknownMessage: self._on_unknown,
         }
+        #: PbxApi answers/indications, taken only on a PBX session (after PbxInfo).
+        self._pbx_domain: str | None = None
+        self._handlers.update(dict.fromkeys(pbxdata.MESSAGES, self._on_pbx_api))
 
     @property
     def session_key(self) -> str:
@@ -246,6 +253,19 @@ class AppSession:
         if SERVICES_API in msg.apis:
             self._subscribed_services = True
             await self.send(SubscribeServices(src="services"))
+        if self.ctx.pbx_data is not None and self._pbx_domain is None and self._nursery:
+            login_domain = self.login.login.domain if self.login.login else ""
+            self._pbx_domain = (msg.domain or login_domain or "").lower()
+            self._nursery.start_soon(
+                self.ctx.pbx_data.session, self.send, self._pbx_domain, msg.apis
+            )
+
+    async def _on_pbx_api(self, msg: Message) -> None:
+        """Node info and profile favourites (PbxApi), from the PBX session only."""
+        if self._pbx_domain is None or self.ctx.pbx_data is None:
+            log.debug("appservice.ignored", mt=msg.MT, hint="not a PBX session")
+            return
+        await self.ctx.pbx_data.handle(self._pbx_domain, msg)
 
     async def _on_services_info(self, msg: ServicesInfo) -> None:
         if not self._subscribed_services:

@@ -50,6 +50,7 @@ from ..phones import (
     serve_phones,
 )
 from ..phones.keys import keys_from
+from ..phones.pbx import PbxDirectory
 from ..store.actor import Store, StoreError
 from ..store.lock import DatabaseLock
 from ..transport import serve
@@ -59,6 +60,7 @@ from .admin import AdminApi, ObservedDirectory
 from .appservice import AppServiceContext, handle_connection
 from .devices_api import DevicesApi
 from .observe import Observability
+from .pbxdata import PbxData
 from .phone import PhoneContext
 from .state import DevicesLocator, HandshakeLimiter, Outcomes
 from .supervisor import PhoneSupervisor
@@ -197,8 +199,11 @@ class Daemon:
         self._file_config = config
         self.admin = AdminApi(self)
         self.app_ctx.admin = self.admin
+        #: The PBX's node info and favourites, for the phone files (PbxApi).
+        self.pbx_data = PbxData(self.store, self.directory, lambda: self.config.pbx)
+        self.app_ctx.pbx_data = self.pbx_data
         # Raises TemplateCheckError (naming the file) for a broken operator template.
-        self.renderer = checked_renderer(config)
+        self.renderer = checked_renderer(config, self.pbx_data.directory)
         self.phones_ctx.renderer = lambda: self.renderer  # the phone page's file preview
         self.phones_ctx.lifecycle = self._lifecycle_of  # the phone page's lifecycle
         self.fetches = FetchRecorder(self._write_fetches)
@@ -263,9 +268,15 @@ class Daemon:
         await self.admin.load()
         if self.admin.stored:  # the administrator's settings, before the first render
             new = self.admin.overlay(self.config)
-            self.renderer = self.phones_app.renderer = checked_renderer(new)
+            self.renderer = self.phones_app.renderer = checked_renderer(
+                new, self.pbx_data.directory
+            )
             self.config = self.phones_ctx.config = new
             self.phones_app.settings = new.phones
+        try:
+            await self.pbx_data.load()  # the files render as before, without the PBX
+        except StoreError as exc:
+            log.error("pbx.stored_data_unreadable", setting="pbx_data", error=str(exc))
         a = config.appservice
         ws_ssl = checked_ssl_context("appservice", a.tls_cert, a.tls_key)
         checked_ssl_context("phones", config.phones.tls_cert, config.phones.tls_key)
@@ -388,7 +399,7 @@ class Daemon:
         from_file = Config.load(self.config.source) if self.config.source else self._file_config
         new = self.admin.overlay(from_file)  # the administrator's settings win over the file
         # Built and checked before anything changes: if this fails, the old config stays whole.
-        renderer = checked_renderer(new)
+        renderer = checked_renderer(new, self.pbx_data.directory)
         for section, key in RESTART_ONLY:
             if getattr(getattr(new, section), key) != getattr(getattr(self.config, section), key):
                 log.warning("daemon.reload_needs_restart", setting=f"{section}.{key}")
@@ -401,6 +412,8 @@ class Daemon:
         # A fresh renderer (checked above): edited templates, empty cache, new transport.
         self.renderer = self.phones_app.renderer = renderer
         log.info("phones.templates_reloaded", templates=new.phones.templates or "-")
+        if self._inner is not None:  # new [pbx] switches: bump the phones whose files change
+            self._inner.start_soon(self.pbx_data.reconfigure)
         self.reloads += 1
         self.last_reload = {"ok": True, "error": "", "time": time.time()}
         log.info("daemon.reloaded", log_level=new.log.level, source=new.source or "-")
@@ -463,6 +476,7 @@ class Daemon:
             "states": states,
             "actors": self.supervisor.running,
             "reloads": self.reloads,
+            "pbx_data": self.pbx_data.summary(),
             **self.observe.status(),
             **self._actor_summary(),
         }
@@ -515,7 +529,7 @@ class Daemon:
         return {"ok": True}
 
 
-def checked_renderer(config: Config) -> CheckedRenderer:
+def checked_renderer(config: Config, pbx: PbxDirectory | None = None) -> CheckedRenderer:
     """The renderer for ``config``, its templates compiled and tried on a sample phone.
 
     Raises:
@@ -525,6 +539,7 @@ def checked_renderer(config: Config) -> CheckedRenderer:
         transport=config.phones.sip_transport,
         templates=config.phones.templates or None,
         settings=config.phones,
+        pbx=pbx,
     )
     renderer.check()
     return renderer

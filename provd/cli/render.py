@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import attrs
 
+from ..actors import pbxdata
+from ..actors.pbxdata import data_settings
 from ..actors.state import phone_data
 from ..phones import IdentifyError, Renderer, Vendor, families, identify, vendor_for_oui
 from ..phones.examples import phone_request
+from ..phones.pbx import PbxDirectory
 from ..protocol import ProtocolError, normalize_mac
 from .common import NoDatabase, add_config_argument, load_config, open_readonly
 
@@ -39,6 +43,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="after the file, list which source produced each non-trivial value",
     )
     parser.set_defaults(handler=cmd_render)
+
+
+def _stored_pbx_data(db, config) -> PbxDirectory:
+    """The PBX's node info and favourites as the daemon stored them (issue 11, item 4)."""
+    pbx = PbxDirectory(data_settings(config.pbx))
+    raw = db.setting(pbxdata.SETTING)
+    if raw:
+        try:
+            pbx.load_json(json.loads(raw))
+        except ValueError:
+            print(f"provd: stored {pbxdata.SETTING} unreadable; rendered without", file=sys.stderr)
+    return pbx
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -84,6 +100,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         transport=config.phones.sip_transport,
         templates=config.phones.templates or None,
         settings=config.phones,
+        pbx=_stored_pbx_data(db, config),
     )
     data = phone_data(record)
     rendered = renderer.render(data, ident, mask_secrets=not args.show_secrets)

@@ -6,6 +6,10 @@
     provd sim ctl push CATEGORY KEY=VALUE... [--domain D]
     provd sim ctl restart-devices
     provd sim ctl passthrough MAC
+    provd sim ctl node KEY=VALUE...        (prefix_intl, prefix_ntl, prefix_subs, ...)
+    provd sim ctl favourites
+    provd sim ctl favourite-add [--name SIP] [--num N] [--dsp NAME] [--blf]
+    provd sim ctl favourite-remove ID
 
 Exit 0 when the simulator did it, 1 when it answered with an error, 3 when no simulator
 listens on the socket.
@@ -18,7 +22,7 @@ import json
 import sys
 
 from ..actors import control
-from ..sim.control import PUSHABLE, default_socket
+from ..sim.control import NODE_KEYS, PUSHABLE, default_socket
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,6 +56,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "passthrough", help="the URL the Devices UI opens for a device (its phone page)"
     )
     passthrough.add_argument("mac")
+    node = sub.add_parser("node", help="change what PbxApi GetNodeInfo answers")
+    node.add_argument(
+        "changes", nargs="+", metavar="KEY=VALUE", help=f"keys: {', '.join(NODE_KEYS)}"
+    )
+    sub.add_parser("favourites", help="the App object's first profile")
+    fav = sub.add_parser("favourite-add", help="add a favourite to the App object's profile")
+    fav.add_argument("--name", default="", help="SIP URI (SIP name) of the favourite")
+    fav.add_argument("--num", default="", help="its number")
+    fav.add_argument("--dsp", default="", help="its display name")
+    fav.add_argument(
+        "--blf", action="store_true", help="presence/dialog monitoring available (a PBX user)"
+    )
+    unfav = sub.add_parser("favourite-remove", help="delete a favourite by its id")
+    unfav.add_argument("id", type=int)
     ctl.set_defaults(handler=cmd_ctl)
 
 
@@ -70,6 +88,19 @@ def _request(args: argparse.Namespace) -> dict | None:
         }
     if cmd in ("remove", "passthrough"):
         return {"cmd": cmd, "mac": args.mac}
+    if cmd == "favourite-add":
+        return {"cmd": cmd, "name": args.name, "num": args.num, "dsp": args.dsp, "blf": args.blf}
+    if cmd == "favourite-remove":
+        return {"cmd": cmd, "id": args.id}
+    if cmd == "node":
+        node_changes = {}
+        for item in args.changes:
+            key, sep, value = item.partition("=")
+            if not sep:
+                print(f"provd sim ctl: {item!r}: expected KEY=VALUE", file=sys.stderr)
+                return None
+            node_changes[key] = value
+        return {"cmd": cmd, "changes": node_changes}
     if cmd == "push":
         changes = {}
         for item in args.changes:

@@ -29,6 +29,7 @@ from provd.phones.account import MASK, SipAccount
 from provd.phones.identify import Identification, Vendor
 from provd.phones.keys import Key, KeySource, OperatorKeys
 from provd.phones.model import PhoneData
+from provd.phones.pbx import FavouriteKeys, PbxDirectory
 from provd.phones.settings import PhonesSettings
 
 log = structlog.get_logger()
@@ -86,6 +87,7 @@ def build(
     mask_secrets: bool,
     year: int,
     key_source: KeySource | None = None,
+    pbx: PbxDirectory | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The template context for ``phone``'s file and the source of each value.
 
@@ -207,16 +209,38 @@ def build(
         "voicemail": settings.voicemail_number,
     }
     source = key_source if key_source is not None else OperatorKeys(settings.keys)
+    if pbx is not None:  # the PBX's favourites fill the positions after the operator's keys
+        source = FavouriteKeys(source, pbx)
     keys = source.keys(phone)
     context["keys"] = keys
     src["keys"] = (
-        source.source(phone) if isinstance(source, OperatorKeys) else type(source).__name__
+        source.source(phone)
+        if isinstance(source, (OperatorKeys, FavouriteKeys))
+        else type(source).__name__
     )
+    node, src["dial_plan"] = pbx.node_for(phone) if pbx is not None else (None, "none")
+    context["node"] = node
+    _dial_plan(context, vendor, node.rewrites() if node is not None else [])
     context["vendor_keys"] = vendor_keys(vendor, keys, account.domain or account.registrar)
     # PEM text in an XML attribute keeps its line breaks only as character references.
     context["ca_pem_attr"] = Markup("&#10;").join(escape(line) for line in pem.splitlines())
     _vendor_values(context, vendor, family, coders, tz, country, language)
     return context, src
+
+
+def _dial_plan(context: dict[str, Any], vendor: Vendor, rules: list[tuple[str, str]]) -> None:
+    """``dial_plan``: the PBX node's prefixes in the vendor's words (empty: none written;
+    :mod:`provd.phones.regional` names each setting's source)."""
+    value: Any = ""
+    if rules and vendor is Vendor.YEALINK:
+        value = regional.yealink_dial_plan(rules)
+    elif rules and vendor is Vendor.SNOM:
+        value = regional.snom_dial_plan(rules)
+    elif rules and vendor is Vendor.GRANDSTREAM:
+        value = regional.grandstream_dial_plan(rules)
+    elif rules and vendor is Vendor.POLY:
+        value = regional.poly_dial_plan(rules)
+    context["dial_plan"] = value
 
 
 # Function key encodings per vendor.

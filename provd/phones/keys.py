@@ -4,8 +4,8 @@ A :class:`Key` is a line key, a BLF (busy lamp field: watch a colleague, press t
 speed dial, with a label and a target (a number or SIP user, empty for a line key). Keys
 come from a :class:`KeySource`; today :class:`OperatorKeys` (the operator's keys per Devices
 category in ``[phones.keys.<category>]``, and per phone from ``provd phones keys MAC``).
-A later source (the PBX's own key lists) implements the same one-method protocol and is
-handed to :class:`provd.phones.render.Renderer` as ``key_source``.
+The PBX's favourites (:class:`provd.phones.pbx.FavouriteKeys`) are the second source: they
+wrap the operator's keys and fill the positions after them.
 
 Text forms (CLI and config): ``blf:201:Anna``, ``speed:*95:Voicemail``, ``line::Line 1``.
 """

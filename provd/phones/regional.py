@@ -185,3 +185,51 @@ FANVIL_LANGUAGE = {
 FANVIL_TONES = {
     "DE": "2", "NL": "5", "US": "11", "GB": "13", "CA": "18", "IT": "21", "FR": "25", "ES": "33",
 }  # fmt: skip
+
+
+# --- dial plan from the PBX node's prefixes ----------------------------------------------
+# The rules come from :meth:`provd.phones.pbx.NodeInfo.rewrites`: ``[("+49", "0"),
+# ("+", "00")]`` turns an E.164 number (call lists, directories) into what the PBX wants
+# dialled. Fanvil and Gigaset get none: no provisioning key for such a rewrite was found in
+# their references (README, "PBX data in phone files").
+
+
+def yealink_dial_plan(rules: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``[(prefix, replace)]`` for Yealink ``dialplan.replace.prefix.N`` /
+    ``dialplan.replace.replace.N`` (Yealink SIP-T2x/T4x admin guide, "Dial Plan" and
+    "Replace Rule": the prefix is a pattern for the whole number, ``.`` any string, ``( )``
+    a group, ``$1`` the first group in the replacement, e.g. prefix ``001(xxx)45(xx)``,
+    replace ``9001$145$2``; ``+`` is not a pattern character)."""
+    return [(f"{prefix}(.)", f"{replace}$1") for prefix, replace in rules]
+
+
+def snom_dial_plan(rules: list[tuple[str, str]]) -> str:
+    """Snom ``user_dp_str`` (Snom wiki "Dial Plan - Regular Expressions": entries
+    ``!pattern!result!``, separated by spaces, the first match wins; ``\\d`` is the
+    registrar; example "To change the + to 00")."""
+    entries = []
+    for prefix, replace in rules:
+        pattern = "^" + prefix.replace("+", "\\+") + "(.*)"
+        entries.append(f"!{pattern}!sip:{replace}\\1@\\d!")
+    return " ".join(entries)
+
+
+#: Grandstream's factory dial plan (GRP26xx admin guide, "Dial Plan", default setting).
+GRANDSTREAM_DEFAULT_DIAL_PLAN = ("x+", "\\+x+", "*x+", "*xx*x+")
+
+
+def grandstream_dial_plan(rules: list[tuple[str, str]]) -> str:
+    """Grandstream account-1 dial plan ``P290`` (GXP/GRP admin guides, "Dial Plan":
+    ``<2=011>`` replaces a leading 2 with 011; ``\\`` escapes ``+``): the rewrites, then
+    the factory alternatives, so every number dialled today still passes."""
+    parts = [f"<{prefix.replace('+', chr(92) + '+')}={replace}>x+" for prefix, replace in rules]
+    return "{ " + " | ".join([*parts, *GRANDSTREAM_DEFAULT_DIAL_PLAN]) + " }"
+
+
+def poly_dial_plan(rules: list[tuple[str, str]]) -> str:
+    """Poly ``dialplan.digitmap`` (Polycom UC Software admin guide, "Digit Map": ``RxRyR``
+    replaces x with y, only ``*``, ``#``, ``+`` and digits between the second and third R;
+    ``x.T`` any number, sent after the inter-digit timeout): the rewrites, then any number
+    and star codes (the factory map is North American)."""
+    parts = [f"R{prefix}R{replace}Rx.T" for prefix, replace in rules]
+    return "|".join([*parts, "x.T", "*x.T"])

@@ -28,6 +28,7 @@ from provd.phones import context, families
 from provd.phones.identify import Identification, Kind, Vendor
 from provd.phones.keys import KeySource
 from provd.phones.model import PhoneData
+from provd.phones.pbx import PbxDirectory
 from provd.phones.settings import PhonesSettings
 
 log = structlog.get_logger()
@@ -103,12 +104,16 @@ class Renderer:
         year: int | None = None,
         settings: PhonesSettings | None = None,
         key_source: KeySource | None = None,
+        pbx: PbxDirectory | None = None,
     ) -> None:
         if transport not in ("tls", "tcp"):
             raise ValueError(f"transport must be 'tls' or 'tcp', not {transport!r}")
         self.transport = transport
         self.settings = settings if settings is not None else PhonesSettings()
         self.key_source = key_source
+        #: The PBX's node info and favourites (None: none in the files). A change must come
+        #: with a revision bump of the phones it affects: the cache keys on the revision.
+        self.pbx = pbx
         self.templates = Path(templates) if templates else None
         self.generation = 0
         self._year = year
@@ -236,4 +241,5 @@ class Renderer:
             mask_secrets=mask_secrets,
             year=year or self._year or datetime.now(UTC).year,
             key_source=self.key_source,
+            pbx=self.pbx,
         )

@@ -73,6 +73,19 @@ class PbxUser:
 
 
 @frozen(kw_only=True)
+class FavouriteConfig:
+    """A favourite in the App object's first profile (PbxApi SubscribeProfile), as the
+    PBX lists it: ``name`` the SIP URI, ``num`` the number, ``dsp`` the display name;
+    ``presence``/``dialog``: monitoring available (an internal user)."""
+
+    name: str = ""
+    num: str = ""
+    dsp: str = ""
+    presence: bool = False
+    dialog: bool = False
+
+
+@frozen(kw_only=True)
 class PbxConfig:
     domain: str = "example.com"
     #: PbxInfo.pbx: the PBX's node name.
@@ -87,6 +100,8 @@ class PbxConfig:
     reconnect_cap: float = 32.0
     node: NodeInfo = NodeInfo()
     users: tuple[PbxUser, ...] = attrs.field(default=(), converter=_tuple)
+    #: The App object's first profile at start (profile 1); empty: no profile.
+    favourites: tuple[FavouriteConfig, ...] = attrs.field(default=(), converter=_tuple)
     #: Where the PBX reads the APIs an app service offers (what it lists in ServicesInfo)
     #: from the service's AppInfoResult: ``"service_info"`` (the service-info member, filled
     #: by AppWebsocketServiceInfo: what the SDK documents) or ``"app_info"`` (``info.apis``).

@@ -11,6 +11,9 @@ mode 0600, one JSON answer): :func:`provd.actors.control.serve_control`. Command
   and push the changed items to its connected devices.
 - ``restart-devices``: restart the Devices app (every connection closed, state kept).
 - ``passthrough``: the URL the Devices UI opens for a device (provd's phone page).
+- ``node``: change what PbxApi ``GetNodeInfo`` answers (prefixes, country code).
+- ``favourites`` / ``favourite-add`` / ``favourite-remove``: list and change the App
+  object's first profile (a subscribed provd gets ``ProfileContactAdded/Deleted``).
 
 A bad request is answered ``{"ok": false, "error": ...}``; nothing a client sends stops the
 simulator.
@@ -122,6 +125,47 @@ def handlers(sim: Simulator) -> dict[str, Handler]:
         await sim.faults.restart_devices()
         return {"ok": True}
 
+    async def node(request: dict[str, Any]) -> dict[str, Any]:
+        changes = request.get("changes")
+        if not isinstance(changes, dict) or not changes:
+            raise ValueError("node needs changes (KEY=VALUE)")
+        for key, value in changes.items():
+            if key not in NODE_KEYS:
+                raise ValueError(f"{key}: not a node key ({', '.join(NODE_KEYS)})")
+            if not isinstance(value, str):
+                raise ValueError(f"{key}: expected a string")
+        sim.set_node_info(**changes)
+        log.info("sim.ctl_node", keys=",".join(sorted(changes)))
+        return {"ok": True, "node": attrs.asdict(sim.pbxapi.node)}
+
+    async def favourites(_request: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "favourites": [
+                {k: v for k, v in attrs.asdict(c).items() if v is not None}
+                for c in sim.pbxapi.favourites()
+            ],
+        }
+
+    async def favourite_add(request: dict[str, Any]) -> dict[str, Any]:
+        texts = {k: request.get(k) or "" for k in ("name", "num", "dsp")}
+        if not all(isinstance(v, str) for v in texts.values()):
+            raise ValueError("name, num and dsp must be strings")
+        if not texts["name"] and not texts["num"]:
+            raise ValueError("a favourite needs a name (SIP URI) or a num")
+        blf = request.get("blf") is True
+        fid = await sim.add_favourite(**texts, presence=blf, dialog=blf)
+        log.info("sim.ctl_favourite_add", id=fid)
+        return {"ok": True, "id": fid}
+
+    async def favourite_remove(request: dict[str, Any]) -> dict[str, Any]:
+        fid = request.get("id")
+        if isinstance(fid, str) and fid.isdigit():
+            fid = int(fid)
+        if not isinstance(fid, int) or isinstance(fid, bool):
+            raise ValueError("id must be a favourite's number")
+        return {"ok": True, "removed": await sim.remove_favourite(fid)}
+
     return {
         name: guarded(h)
         for name, h in {
@@ -131,8 +175,16 @@ def handlers(sim: Simulator) -> dict[str, Handler]:
             "push": push,
             "restart-devices": restart_devices,
             "passthrough": passthrough,
+            "node": node,
+            "favourites": favourites,
+            "favourite-add": favourite_add,
+            "favourite-remove": favourite_remove,
         }.items()
     }
+
+
+#: What ``node`` may change (GetNodeInfoResult members).
+NODE_KEYS = ("name", "prefix_intl", "prefix_ntl", "prefix_subs", "country_code")
 
 
 def _typed(key: str, value: Any) -> Any:

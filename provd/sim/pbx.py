@@ -226,6 +226,16 @@ class SimPbx:
             await conn.close(1001, "fault: drop")
             raise ConnectionLost("fault: drop")
 
+    async def indicate(self, msgs: list[Message]) -> None:
+        """Send indications caused from outside (a favourite added by the test or demo) on
+        the live connection; nothing when provd is not connected (it subscribes again)."""
+        if self._conn is None or not msgs:
+            return
+        try:
+            await self._answer(msgs)
+        except ConnectionLost:
+            log.info("pbx.indication_lost", count=len(msgs))
+
     async def _answer(self, msgs: list[Message]) -> None:
         seconds = self.faults.delay_for(Party.PBX)
         if seconds > 0:

@@ -51,7 +51,7 @@ from ..protocol.messages import (
     UpdateProfileContactResult,
     UpdateProfileResult,
 )
-from .config import NodeInfo, PbxUser
+from .config import FavouriteConfig, NodeInfo, PbxUser
 
 
 @attrs.define
@@ -65,7 +65,12 @@ class _Profile:
 
 
 class PbxApiState:
-    def __init__(self, users: tuple[PbxUser, ...] = (), node: NodeInfo | None = None) -> None:
+    def __init__(
+        self,
+        users: tuple[PbxUser, ...] = (),
+        node: NodeInfo | None = None,
+        favourites: tuple[FavouriteConfig, ...] = (),
+    ) -> None:
         self.users = list(users)
         self.node = node or NodeInfo()
         #: Presence per user sip, newest first.
@@ -89,6 +94,10 @@ class PbxApiState:
             UpdateProfileContact: self._update_contact,
             GetNodeInfo: self._node_info,
         }
+        if favourites:  # the App object's first profile, as configured
+            profile = self._new_profile("Favourites")
+            for fav in favourites:
+                self._contact(profile, fav.name, fav.num, fav.dsp, fav.presence, fav.dialog)
 
     def reset_subscriptions(self) -> None:
         self._presence_subs.clear()
@@ -207,6 +216,57 @@ class PbxApiState:
             msg.reply(AddProfileContactResult),
             *self._indicate(ProfileContactAdded, profile, contact),
         ]
+
+    def _contact(
+        self, profile: _Profile, name: str, num: str, dsp: str, presence: bool, dialog: bool
+    ) -> Contact:
+        contact = Contact(
+            id=self._next_contact,
+            name=name,
+            num=num,
+            dsp=dsp or name,
+            presence=presence,
+            dialog=dialog,
+        )
+        self._next_contact += 1
+        profile.contacts.append(contact)
+        return contact
+
+    # --- driven by the test or demo (Simulator / ``provd sim ctl``) ----------------------
+
+    def add_favourite(
+        self,
+        name: str = "",
+        num: str = "",
+        dsp: str = "",
+        *,
+        presence: bool = False,
+        dialog: bool = False,
+    ) -> tuple[Contact, list[Message]]:
+        """Add a favourite to the App object's first profile (created if there is none),
+        as an administrator would in the PBX; returns it and the indications to send."""
+        profile = self._first_profile() or self._new_profile("Favourites")
+        contact = self._contact(profile, name, num, dsp, presence, dialog)
+        return contact, self._indicate(ProfileContactAdded, profile, contact)
+
+    def remove_favourite(self, contact_id: int) -> list[Message] | None:
+        """Delete a favourite of the first profile; None if it has no such favourite."""
+        profile = self._first_profile()
+        found = profile and next((c for c in profile.contacts if c.id == contact_id), None)
+        if profile is None or not found:
+            return None
+        profile.contacts.remove(found)
+        return self._indicate(ProfileContactDeleted, profile, Contact(id=found.id))
+
+    def favourites(self) -> list[Contact]:
+        profile = self._first_profile()
+        return list(profile.contacts) if profile else []
+
+    def set_node(self, **changes: str) -> NodeInfo:
+        """Change what GetNodeInfo answers (PbxApi has no indication for it: provd sees
+        the change on its next GetNodeInfo)."""
+        self.node = attrs.evolve(self.node, **changes)
+        return self.node
 
     def _del_contact(self, msg: DelProfileContact) -> list[Message]:
         profile = self.profiles.get(msg.id)

@@ -91,7 +91,9 @@ class Simulator:
             self.config.devices.domains, clock=clock, on_change=self._domain_changed
         )
         self.registry = ServiceRegistry(numeric_errors=self.config.pbx.numeric_errors)
-        self.pbxapi = PbxApiState(self.config.pbx.users, self.config.pbx.node)
+        self.pbxapi = PbxApiState(
+            self.config.pbx.users, self.config.pbx.node, self.config.pbx.favourites
+        )
         self.pbx = SimPbx(self.config, self.registry, self.pbxapi, self.faults, backoff=backoff)
         self.devices_app = DevicesApp(self.config.devices, self.domain, self.faults, self.watch)
         self.users = UsersService(self.config, self.registry, self.faults)
@@ -223,6 +225,36 @@ class Simulator:
             key, _ = self.domain.open_session(dom.name if dom else "")
             self._ui_keys[record.domain_id] = key
         return f"{self.addresses.passthrough_base}{mac}/{key}/{path}"
+    async def add_favourite(
+        self,
+        name: str = "",
+        num: str = "",
+        dsp: str = "",
+        *,
+        presence: bool = False,
+        dialog: bool = False,
+    ) -> int:
+        """Add a favourite to the App object's first profile; a subscribed provd gets
+        ``ProfileContactAdded``. Returns the favourite's id."""
+        contact, indications = self.pbxapi.add_favourite(
+            name, num, dsp, presence=presence, dialog=dialog
+        )
+        await self.pbx.indicate(indications)
+        assert contact.id is not None
+        return contact.id
+
+    async def remove_favourite(self, contact_id: int) -> bool:
+        """Delete a favourite (``ProfileContactDeleted``); False if there is none."""
+        indications = self.pbxapi.remove_favourite(contact_id)
+        if indications is None:
+            return False
+        await self.pbx.indicate(indications)
+        return True
+
+    def set_node_info(self, **changes: str) -> None:
+        """Change what ``GetNodeInfo`` answers (name, prefix_intl, prefix_ntl, prefix_subs,
+        country_code)."""
+        self.pbxapi.set_node(**changes)
 
     # --- read-only views for tests ----------------------------------------------------------
 

@@ -407,3 +407,29 @@ class Database:
     def _revision(self, mac: str) -> int:
         rows = list(self.db.query("SELECT revision FROM phones WHERE mac = ?", [mac]))
         return int(rows[0]["revision"]) if rows else 0
+
+    def set_setting_and_bump(self, key: str, value: str, macs: list[str] | None) -> dict[str, int]:
+        """Store a setting that phone files are rendered from (the PBX data) and bump the
+        revision of the phones it affects, all in one transaction: ``macs``, or every phone
+        when None. Returns the new revision of each bumped phone."""
+        now = self._clock()
+        with self.db.conn:
+            self.db["settings"].upsert({"key": key, "value": value}, pk="key")
+            if macs is None:
+                self.db.execute("UPDATE phones SET revision = revision + 1, updated = ?", [now])
+                rows = self.db.execute("SELECT mac, revision FROM phones").fetchall()
+            else:
+                rows = []
+                for start in range(0, len(macs), 500):  # SQLite's bound-parameter limit
+                    chunk = macs[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    self.db.execute(
+                        f"UPDATE phones SET revision = revision + 1, updated = ?"  # noqa: S608
+                        f" WHERE mac IN ({marks})",
+                        [now, *chunk],
+                    )
+                    rows += self.db.execute(
+                        f"SELECT mac, revision FROM phones WHERE mac IN ({marks})",  # noqa: S608
+                        chunk,
+                    ).fetchall()
+        return {mac: int(revision) for mac, revision in rows}
