@@ -225,6 +225,7 @@ class Simulator:
             key, _ = self.domain.open_session(dom.name if dom else "")
             self._ui_keys[record.domain_id] = key
         return f"{self.addresses.passthrough_base}{mac}/{key}/{path}"
+
     async def add_favourite(
         self,
         name: str = "",
