@@ -100,6 +100,7 @@ class Database:
         migrates or writes anything. Raises ``sqlite3.Error`` when it cannot be read."""
         self = cls.__new__(cls)
         self.path, self._clock = path, clock
+        self._fd, self._identity = None, None
         uri = Path(path).resolve().as_uri() + "?mode=ro"
         if not os.path.exists(path + "-wal"):
             # No daemon has it open (a stopped daemon checkpoints and removes the WAL): read
