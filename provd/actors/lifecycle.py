@@ -24,6 +24,7 @@ at all. Due phones are handed out grouped by user (one ``GetRegs`` per user ``cn
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections.abc import Callable, Iterable
@@ -80,6 +81,11 @@ class LifecycleBook:
         self.targets: dict[str, Target] = {}
         #: Next check per MAC (absent: none planned, e.g. pending or in flight).
         self.due: dict[str, float] = {}
+        #: ``(when, mac)``, a min-heap over ``due`` (entries ``due`` no longer holds are
+        #: skipped when they come up).
+        self._heap: list[tuple[float, str]] = []
+        #: MACs by user ``cn`` (one GetRegs answers for all of them).
+        self._by_cn: dict[str, set[str]] = {}
         #: MACs whose lifecycle changed since the last :meth:`take_dirty`.
         self.dirty: set[str] = set()
         #: Called after every change that may move the next due time earlier.
@@ -96,15 +102,21 @@ class LifecycleBook:
             self.on_record(record)
             life = self.phones[record.mac]
             if life.state == "fetched":
-                self.due[record.mac] = now + s.retry_interval
+                self._plan(record.mac, now + s.retry_interval)
             elif life.state in ("provisioned", "registered"):
                 # spread over one interval, so a restart does not ask about all at once
-                self.due[record.mac] = now + self._rng.uniform(0, s.check_interval)
+                self._plan(record.mac, now + self._rng.uniform(0, s.check_interval))
 
     def on_record(self, record: PhoneRecord) -> None:
         """A phone record as stored now (provisioned or not)."""
         mac = record.mac
-        self.targets[mac] = target_of(record)
+        target = target_of(record)
+        old = self.targets.get(mac)
+        if old != target:
+            if old is not None:
+                self._by_cn.get(old.cn, set()).discard(mac)
+            self._by_cn.setdefault(target.cn, set()).add(mac)
+            self.targets[mac] = target
         life = self.phones.get(mac) or Lifecycle(mac=mac)
         now = self._clock()
         if record.state != "provisioned":
@@ -124,12 +136,14 @@ class LifecycleBook:
             self.due.pop(mac, None)
         elif life.state == "pending":
             life = attrs.evolve(self._move(life, "provisioned", now), provisioned_at=now, error="")
-            self.due[mac] = now + self._settings().check_interval
+            self._plan(mac, now + self._settings().check_interval)
         self._put(life)
 
     def on_remove(self, mac: str) -> None:
         self.phones.pop(mac, None)
-        self.targets.pop(mac, None)
+        old = self.targets.pop(mac, None)
+        if old is not None:
+            self._by_cn.get(old.cn, set()).discard(mac)
         self.due.pop(mac, None)
         self.dirty.discard(mac)
 
@@ -142,8 +156,7 @@ class LifecycleBook:
         life = attrs.evolve(life, fetched_at=max(life.fetched_at, when))
         if life.state == "provisioned":
             life = self._move(life, "fetched", when)
-            self.due[mac] = min(self.due.get(mac, math.inf), when + s.retry_interval)
-            self.on_change()
+            self._plan(mac, min(self.due.get(mac, math.inf), when + s.retry_interval))
         self._put(life)
 
     def on_regs(self, macs: Iterable[str], result: GetRegsResult) -> None:
@@ -180,32 +193,32 @@ class LifecycleBook:
     # --- scheduling ------------------------------------------------------------------------
 
     def next_due(self) -> float | None:
-        return min(self.due.values(), default=None)
+        heap = self._heap
+        while heap and self.due.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)  # stale: replanned, taken or removed since
+        return heap[0][0] if heap else None
 
     def due_groups(self, limit: int | None = None) -> list[tuple[Target, list[str]]]:
         """Phones due now, grouped by user (at most ``limit`` groups); taken out of the
         schedule until their answer (or failure) comes in."""
         now = self._clock()
         groups: dict[str, tuple[Target, list[str]]] = {}
-        for mac, when in sorted(self.due.items(), key=lambda item: item[1]):
-            if when > now:
+        while (when := self.next_due()) is not None and when <= now:
+            if limit is not None and len(groups) >= limit:
                 break
+            _when, mac = heapq.heappop(self._heap)
             target = self.targets.get(mac)
             if target is None:
-                self.due.pop(mac)
-                continue
-            if target.cn not in groups:
-                if limit is not None and len(groups) >= limit:
-                    break
-                groups[target.cn] = (target, [])
-            groups[target.cn][1].append(mac)
-        # Others of a user are answered by the same GetRegs.
-        for mac, target in self.targets.items():
-            if target.cn in groups and mac in self.due and mac not in groups[target.cn][1]:
-                groups[target.cn][1].append(mac)
-        for _target, macs in groups.values():
-            for mac in macs:
                 self.due.pop(mac, None)
+                continue
+            # the user's other phones (due or not) are answered by the same GetRegs
+            macs = sorted(m for m in self._by_cn.get(target.cn, ()) if m in self.due)
+            for m in macs:
+                self.due.pop(m, None)
+            if target.cn in groups:
+                groups[target.cn][1].extend(macs)
+            else:
+                groups[target.cn] = (target, macs)
         return list(groups.values())
 
     def reschedule(self, macs: Iterable[str]) -> None:
@@ -284,4 +297,12 @@ class LifecycleBook:
                 when = min(when, max(now, life.since + s.warn_after))
         else:
             when = now + s.check_interval
+        self._plan(mac, when)
+
+    def _plan(self, mac: str, when: float) -> None:
+        """Check ``mac`` at ``when``; wakes the checker when that is the earliest check."""
+        earliest = self.next_due()
         self.due[mac] = when
+        heapq.heappush(self._heap, (when, mac))
+        if earliest is None or when < earliest:
+            self.on_change()

@@ -303,3 +303,46 @@ class TestChecker:
         updates = [r for _t, r in session.asked if isinstance(r, UpdateObject)]
         assert len(updates) == (1 if tcp else 0)
         assert bool([e for e in logs if e["event"] == "pbx.device_tls_cleared"]) == tcp
+
+
+async def test_error_answer_kept_as_last_error(nursery, autojump_clock):
+    """A PBX that answers GetRegs with an error (unknown object): the phone stays fetched,
+    the error is its last error (logged once), it is asked again later."""
+    state = PbxAdminState(PbxConfig(admin_not_found="error", numeric_errors=True))
+    session = FakePbxSession(state)
+    c, _writes = checker([session])
+    await nursery.start(c.run)
+    mac = "000000000009"
+    c.phone_changed(mac, record(mac=mac, state="pending", cn="Nobody"))
+    c.phone_changed(mac, record(mac=mac, cn="Nobody"))
+    with capture_logs() as logs:
+        c.fetched(
+            [
+                FetchRecord(
+                    time=trio.current_time(),
+                    address="a",
+                    user_agent="",
+                    vendor="v",
+                    model=None,
+                    firmware=None,
+                    file="f",
+                    mac=mac,
+                )
+            ]
+        )
+        await trio.sleep(3.5)
+    life = c.book.phones[mac]
+    assert life.state == "fetched"
+    assert life.error == "PBX refused GetRegs: object not found (error 1)"
+    assert len(session.asked) >= 3  # asked again every retry_interval
+    assert len([e for e in logs if e["event"] == "registration.check_failed"]) == 1
+
+
+def test_registration_config_validated_naming_the_key():
+    from provd.config import ConfigError
+
+    for key in ("check_interval", "retry_interval", "warn_after", "max_per_second"):
+        with pytest.raises(ConfigError, match=rf"registration\.{key}: must be positive"):
+            Config.from_mapping({"registration": {key: 0}})
+    with pytest.raises(ConfigError, match=r"pbx\.fix_device_flags: must be bool"):
+        Config.from_mapping({"pbx": {"fix_device_flags": "yes"}})
