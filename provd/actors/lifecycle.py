@@ -28,6 +28,7 @@ import heapq
 import math
 import random
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import attrs
 import structlog
@@ -119,25 +120,25 @@ class LifecycleBook:
             self.targets[mac] = target
         life = self.phones.get(mac) or Lifecycle(mac=mac)
         now = self._clock()
+        changes: dict[str, Any] = {}
         if record.state != "provisioned":
             if life.state != "pending":
-                life = self._move(life, "pending", now)
                 # a new provisioning starts a new cycle
-                life = attrs.evolve(
-                    life,
+                changes.update(
+                    self._move(life, "pending", now),
                     provisioned_at=0.0,
                     fetched_at=0.0,
                     registered_at=0.0,
                     addr="",
                     warned=False,
                 )
-            error = record.error if record.state == "failed" else life.error
-            life = attrs.evolve(life, error=error)
+            if record.state == "failed" and record.error != life.error:
+                changes["error"] = record.error
             self.due.pop(mac, None)
         elif life.state == "pending":
-            life = attrs.evolve(self._move(life, "provisioned", now), provisioned_at=now, error="")
+            changes.update(self._move(life, "provisioned", now), provisioned_at=now, error="")
             self._plan(mac, now + self._settings().check_interval)
-        self._put(life)
+        self._put(life, changes)
 
     def on_remove(self, mac: str) -> None:
         self.phones.pop(mac, None)
@@ -152,12 +153,14 @@ class LifecycleBook:
         life = self.phones.get(mac)
         if life is None or life.state == "pending":
             return  # only provisioned phones get a file
-        s = self._settings()
-        life = attrs.evolve(life, fetched_at=max(life.fetched_at, when))
+        changes: dict[str, Any] = {}
+        if when > life.fetched_at:
+            changes["fetched_at"] = when
         if life.state == "provisioned":
-            life = self._move(life, "fetched", when)
-            self._plan(mac, min(self.due.get(mac, math.inf), when + s.retry_interval))
-        self._put(life)
+            changes.update(self._move(life, "fetched", when))
+            retry = when + self._settings().retry_interval
+            self._plan(mac, min(self.due.get(mac, math.inf), retry))
+        self._put(life, changes)
 
     def on_regs(self, macs: Iterable[str], result: GetRegsResult) -> None:
         """The PBX's current registrations of the user of ``macs``."""
@@ -167,15 +170,15 @@ class LifecycleBook:
             if life is None or target is None:
                 continue
             reg = result.find(target.hw) or (result.find(mac) if target.hw != mac else None)
-            life = attrs.evolve(life, checked_at=now, error="" if reg else life.error)
+            changes: dict[str, Any] = {"checked_at": now}
             if reg is not None:
-                life = self._registered(life, target, reg, now)
+                changes.update(self._registered(life, target, reg, now))
             elif life.state == "registered":
                 log.info("phone.registration_lost", mac=mac, user=target.user, addr=life.addr)
-                life = attrs.evolve(self._move(life, "fetched", now), addr="")
+                changes.update(self._move(life, "fetched", now), addr="")
             elif life.state == "fetched":
-                life = self._maybe_warn(life, target, now)
-            self._put(life)
+                changes.update(self._maybe_warn(life, target, now))
+            self._put(life, changes)
             self._schedule(mac, now)
 
     def on_check_failed(self, macs: Iterable[str], error: str) -> None:
@@ -187,7 +190,7 @@ class LifecycleBook:
                 continue
             if life.error != error:
                 log.info("registration.check_failed", mac=mac, user=target.user, error=error)
-            self._put(attrs.evolve(life, error=error))
+            self._put(life, {"error": error})
             self._schedule(mac, now)
 
     # --- scheduling ------------------------------------------------------------------------
@@ -245,16 +248,19 @@ class LifecycleBook:
 
     # --- internals -------------------------------------------------------------------------
 
-    def _put(self, life: Lifecycle) -> None:
-        if self.phones.get(life.mac) != life:
-            self.phones[life.mac] = life
-            self.dirty.add(life.mac)
+    def _put(self, life: Lifecycle, changes: dict[str, Any]) -> None:
+        """Store ``life`` with ``changes`` (one evolve); marks it dirty if it changed."""
+        if life.mac in self.phones and all(getattr(life, k) == v for k, v in changes.items()):
+            return
+        self.phones[life.mac] = attrs.evolve(life, **changes) if changes else life
+        self.dirty.add(life.mac)
 
-    def _move(self, life: Lifecycle, to: str, now: float) -> Lifecycle:
+    def _move(self, life: Lifecycle, to: str, now: float) -> dict[str, Any]:
+        """The changes of a transition to ``to``, logged."""
         log.info("phone.lifecycle", mac=life.mac, **{"from": life.state, "to": to})
-        return attrs.evolve(life, state=to, since=now)
+        return {"state": to, "since": now}
 
-    def _registered(self, life: Lifecycle, target: Target, reg: Reg, now: float) -> Lifecycle:
+    def _registered(self, life: Lifecycle, target: Target, reg: Reg, now: float) -> dict[str, Any]:
         if life.warned:
             log.info(
                 "phone.not_registered_cleared",
@@ -263,16 +269,17 @@ class LifecycleBook:
                 addr=reg.addr,
                 after=round(now - life.since, 1),
             )
+        changes: dict[str, Any] = {"addr": reg.addr, "warned": False, "error": ""}
         if life.state != "registered":
-            life = attrs.evolve(self._move(life, "registered", now), registered_at=now)
+            changes.update(self._move(life, "registered", now), registered_at=now)
         elif life.addr != reg.addr:
             log.info("phone.registration_moved", mac=life.mac, addr=reg.addr, was=life.addr)
-        return attrs.evolve(life, addr=reg.addr, warned=False, error="")
+        return changes
 
-    def _maybe_warn(self, life: Lifecycle, target: Target, now: float) -> Lifecycle:
+    def _maybe_warn(self, life: Lifecycle, target: Target, now: float) -> dict[str, Any]:
         waited = now - life.since
         if life.warned or waited < self._settings().warn_after:
-            return life
+            return {}
         log.warning(
             "phone.not_registered",
             mac=life.mac,
@@ -283,7 +290,7 @@ class LifecycleBook:
             hint=NOT_REGISTERED_HINT,
         )
         error = f"fetched its file {waited:.0f} s ago but not registered at the PBX"
-        return attrs.evolve(life, warned=True, error=error)
+        return {"warned": True, "error": error}
 
     def _schedule(self, mac: str, now: float) -> None:
         life = self.phones.get(mac)
