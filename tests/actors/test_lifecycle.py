@@ -352,8 +352,8 @@ async def test_pbx_admin_used_only_when_pbxinfo_lists_it(tmp_path, nursery):
     """The daemon's client is available only on a PBX session whose PbxInfo lists
     PbxAdminApi (the offered case: tests/e2e/test_registration.py); without it the PBX is
     asked nothing and one info line says why."""
-    offered = False
     from provd.actors.daemon import Daemon
+    from provd.actors.pbxadmin import PbxAdminUnavailable
     from provd.backoff import Backoff
     from provd.sim import SimConfig, Simulator
 
@@ -366,26 +366,18 @@ async def test_pbx_admin_used_only_when_pbxinfo_lists_it(tmp_path, nursery):
         bound = await nursery.start(daemon.run)
         sim = Simulator(
             SimConfig.from_mapping(
-                {"provd": {"url": None, "password": PASSWORD}, "pbx": {"admin_api": offered}}
+                {"provd": {"url": None, "password": PASSWORD}, "pbx": {"admin_api": False}}
             ),
             backoff=Backoff(initial=0.05, cap=0.2),
         )
         await nursery.start(sim.run)
-        sim.pbxadmin.ensure_user(mac=MAC, cn="Alice A", h323="alice", hw=MAC)
         sim.set_provd(bound.appservice_url + "provd")
         with trio.fail_after(10):
             await pbx_info.wait()  # PbxInfo handled
-        assert daemon.pbx_admin.available is offered
-        if offered:
-            with trio.fail_after(10):
-                answer = await daemon.pbx_admin.get_object(cn="Alice A")
-            assert answer.device(MAC).tls is True
-        else:
-            from provd.actors.pbxadmin import PbxAdminUnavailable
-
-            with pytest.raises(PbxAdminUnavailable):
-                await daemon.pbx_admin.get_regs(cn="Alice A")
-            assert sim.pbxadmin.requests == []
+        assert daemon.app_ctx.pbx_sessions and daemon.pbx_admin.available is False
+        with pytest.raises(PbxAdminUnavailable):
+            await daemon.pbx_admin.get_regs(cn="Alice A")
+        assert sim.pbxadmin.requests == []
     unavailable = [e for e in logs if e["event"] == "pbx.admin_api_unavailable"]
-    assert len(unavailable) == (0 if offered else 1)
+    assert len(unavailable) == 1
     daemon.shutdown()
