@@ -154,6 +154,25 @@ class DevicesSettings:
 
 
 @frozen(kw_only=True)
+class RegistrationSettings:
+    """Checking that each phone registered at the PBX (PbxAdminApi ``GetRegs``, spec 8.4),
+    when the PBX session offers PbxAdminApi."""
+
+    #: false: no registration checks (the lifecycle then ends at ``fetched``).
+    enabled: bool = True
+    #: Seconds between checks of a phone that is registered (or provisioned, not fetched).
+    check_interval: float = 300.0
+    #: Seconds between checks of a phone that fetched its file but is not seen registered
+    #: (the first one this long after the fetch).
+    retry_interval: float = 15.0
+    #: A phone that fetched its file but is not registered this many seconds later gets
+    #: one warning (wrong credentials, TLS refused...); cleared when it registers.
+    warn_after: float = 120.0
+    #: Most GetRegs requests per second (phones of one user share one request).
+    max_per_second: float = 10.0
+
+
+@frozen(kw_only=True)
 class ControlSettings:
     #: Unix socket for ``provd status`` / ``provd phones remove`` (empty = next to the db).
     socket: str = ""
@@ -181,7 +200,8 @@ def _prefix(_inst: Any, attribute: attrs.Attribute, value: str) -> None:
 
 @frozen(kw_only=True)
 class PbxSettings:
-    """What provd takes from the PBX (PbxApi on the App-object session) into phone files."""
+    """What provd takes from the PBX (PbxApi on the App-object session) into phone files,
+    and what it may change there (PbxAdminApi, only where asked for)."""
 
     #: Write the PBX node's prefixes (GetNodeInfo) as each vendor's dial plan.
     dial_plan: bool = True
@@ -194,6 +214,11 @@ class PbxSettings:
     prefix_intl: str = attrs.field(default="", validator=_prefix)
     prefix_ntl: str = attrs.field(default="", validator=_prefix)
     country_code: str = attrs.field(default="", validator=_prefix)
+    #: With ``phones.sip_transport = "tcp"``: clear the *TLS only* flag of each provisioned
+    #: phone's device entry at its user object (GetObject, then UpdateObject of the whole
+    #: ``devices`` list). The Users service creates the entry with *TLS only* set, which
+    #: refuses a registration over TCP/UDP.
+    fix_device_flags: bool = False
 
 
 _SECTIONS: dict[str, type] = {
@@ -205,6 +230,7 @@ _SECTIONS: dict[str, type] = {
     "control": ControlSettings,
     "metrics": MetricsSettings,
     "devices": DevicesSettings,
+    "registration": RegistrationSettings,
     "pbx": PbxSettings,
 }
 
@@ -251,6 +277,7 @@ class Config:
     control: ControlSettings = attrs.field(factory=ControlSettings)
     metrics: MetricsSettings = attrs.field(factory=MetricsSettings)
     devices: DevicesSettings = attrs.field(factory=DevicesSettings)
+    registration: RegistrationSettings = attrs.field(factory=RegistrationSettings)
     pbx: PbxSettings = attrs.field(factory=PbxSettings)
     #: Where it was loaded from (None = embedded defaults).
     source: str | None = None
@@ -348,6 +375,10 @@ class Config:
             raise ConfigError("store.check_interval: must be positive")
         if self.pbx.node_info_interval <= 0:
             raise ConfigError("pbx.node_info_interval: must be positive")
+        r = self.registration
+        for key in ("check_interval", "retry_interval", "warn_after", "max_per_second"):
+            if getattr(r, key) <= 0:
+                raise ConfigError(f"registration.{key}: must be positive")
         if self.devices.ca_file:
             from .transport.tls import TlsSetupError, client_context
 

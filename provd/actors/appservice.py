@@ -25,6 +25,7 @@ from ..protocol.admin import ADMIN_API
 from ..protocol.login import ServerLogin
 from ..protocol.messages import (
     DEVICES_API,
+    PBX_ADMIN_API,
     SERVICES_API,
     AppInfo,
     CheckBuild,
@@ -77,6 +78,8 @@ class AppServiceContext:
     #: The PBX's node info and favourites (:class:`~provd.actors.pbxdata.PbxData`), when
     #: the daemon keeps them.
     pbx_data: Any = None
+    #: Called (no arguments) whenever a PBX session announced itself with ``PbxInfo``.
+    pbx_listeners: list[Callable[[], None]] = attrs.field(factory=list)
 
     def __attrs_post_init__(self) -> None:
         def settings() -> tuple[float, float, float]:
@@ -92,6 +95,10 @@ class AppServiceContext:
     def current_pbx(self) -> AppSession | None:
         """The newest live PBX session (for service logins), if any."""
         return self.pbx_sessions[-1] if self.pbx_sessions else None
+
+    def pbx_admin_session(self) -> AppSession | None:
+        """The newest live PBX session that offers PbxAdminApi (``PbxInfo.apis``), if any."""
+        return next((s for s in reversed(self.pbx_sessions) if s.offers_pbx_admin), None)
 
 
 async def handle_connection(ws: tw.WebSocketConnection, ctx: AppServiceContext) -> None:
@@ -136,6 +143,8 @@ class AppSession:
         #: Set once provd subscribed to Services here: only then is a ServicesInfo trusted.
         self._subscribed_services = False
         self._pbx_name = "?"
+        #: The APIs the PBX offers on this connection (``PbxInfo.apis``).
+        self.pbx_apis: tuple[str, ...] = ()
         self._refused_urls: set[str] = set()
         self._provisioning = 0
         self._handlers: dict[type[Message], Callable[[Any], Awaitable[None]]] = {
@@ -205,6 +214,23 @@ class AppSession:
         """A login for another app service, made by this PBX (Services API)."""
         return await ask_service_login(self.conn, self.tracker, request)
 
+    @property
+    def offers_pbx_admin(self) -> bool:
+        return PBX_ADMIN_API in self.pbx_apis
+
+    async def ask(self, request: Message) -> Message:
+        """Send ``request`` on this session and return the first answer to it (by ``src``).
+
+        Raises:
+            ConnectionLost: the session ended before an answer came.
+        """
+        async with self.tracker.expect(request) as (tagged, answers):
+            await self.conn.send(tagged)
+            try:
+                return await answers.receive()
+            except trio.EndOfChannel:
+                raise ConnectionLost("PBX session ended") from None
+
     async def send(self, msg: Message) -> None:
         try:
             await self.conn.send(msg)
@@ -250,6 +276,15 @@ class AppSession:
         if self not in self.ctx.pbx_sessions:
             self.ctx.pbx_sessions.append(self)
         log.info("pbx.info", domain=msg.domain, pbx=msg.pbx, apis=",".join(msg.apis))
+        self.pbx_apis = msg.apis
+        if not self.offers_pbx_admin:
+            log.info(
+                "pbx.admin_api_unavailable",
+                pbx=self._pbx_name,
+                hint="registrations are not checked; enable PbxAdminApi on provd's App object",
+            )
+        for listener in list(self.ctx.pbx_listeners):
+            listener()
         if SERVICES_API in msg.apis:
             self._subscribed_services = True
             await self.send(SubscribeServices(src="services"))

@@ -10,6 +10,9 @@
     provd sim ctl favourites
     provd sim ctl favourite-add [--name SIP] [--num N] [--dsp NAME] [--blf]
     provd sim ctl favourite-remove ID
+    provd sim ctl register MAC [--addr ADDR]
+    provd sim ctl unregister MAC
+    provd sim ctl never-register MAC [--undo]
 
 Exit 0 when the simulator did it, 1 when it answered with an error, 3 when no simulator
 listens on the socket.
@@ -70,6 +73,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     unfav = sub.add_parser("favourite-remove", help="delete a favourite by its id")
     unfav.add_argument("id", type=int)
+    reg = sub.add_parser("register", help="the phone registers at the PBX (PbxAdminApi GetRegs)")
+    reg.add_argument("mac")
+    reg.add_argument("--addr", default="", help="address the registration shows")
+    unreg = sub.add_parser("unregister", help="the phone's registration at the PBX ends")
+    unreg.add_argument("mac")
+    never = sub.add_parser("never-register", help="the phone never registers after a fetch")
+    never.add_argument("mac")
+    never.add_argument("--undo", action="store_true", help="it registers again after a fetch")
     ctl.set_defaults(handler=cmd_ctl)
 
 
@@ -101,6 +112,12 @@ def _request(args: argparse.Namespace) -> dict | None:
                 return None
             node_changes[key] = value
         return {"cmd": cmd, "changes": node_changes}
+    if cmd in ("remove", "unregister"):
+        return {"cmd": cmd, "mac": args.mac}
+    if cmd == "register":
+        return {"cmd": cmd, "mac": args.mac, "addr": args.addr}
+    if cmd == "never-register":
+        return {"cmd": cmd, "mac": args.mac, "never": not args.undo}
     if cmd == "push":
         changes = {}
         for item in args.changes:

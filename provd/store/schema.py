@@ -86,7 +86,26 @@ def _v4(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE phones SET password_code = code WHERE sysclient_password != ''")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+def _v5(db: sqlite_utils.Database) -> None:
+    """Per-phone lifecycle (pending → provisioned → fetched → registered) with times."""
+    db["lifecycle"].create(
+        {
+            "mac": str,
+            "state": str,
+            "since": float,
+            "provisioned_at": float,
+            "fetched_at": float,
+            "registered_at": float,
+            "checked_at": float,
+            "addr": str,
+            "error": str,
+            "warned": int,
+        },
+        pk="mac",
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 VERSION = len(MIGRATIONS)
 
 
