@@ -54,10 +54,10 @@ from ..store.actor import Store, StoreError
 from ..store.lock import DatabaseLock
 from ..transport import serve
 from ..transport.tls import context_for
-from . import control
+from . import control, devices_control
 from .admin import AdminApi, ObservedDirectory
 from .appservice import AppServiceContext, handle_connection
-from .devices_api import DevicesApi
+from .devices_api import DevicesApi, DevicesSession
 from .observe import Observability
 from .phone import PhoneContext
 from .state import DevicesLocator, HandshakeLimiter, Outcomes
@@ -193,6 +193,14 @@ class Daemon:
         self.phones_ctx.devices_api = DevicesApi(
             self.locator, self.app_ctx.current_pbx, self._devices_tls
         )
+        self.devices_session = DevicesSession(
+            self.locator,
+            self.app_ctx.current_pbx,
+            self.app_ctx.wait_pbx_changed,
+            self.store,
+            self._devices_session_settings,
+            self._devices_tls,
+        )
         #: The config as the file says, before the administrator's stored settings.
         self._file_config = config
         self.admin = AdminApi(self)
@@ -212,6 +220,11 @@ class Daemon:
         """The client TLS context for a Devices URL, from the live config."""
         d = self.config.devices
         return context_for(url, ca_file=d.ca_file, verify=d.verify)
+
+    def _devices_session_settings(self) -> tuple[float, float, float, float]:
+        """Pings of an AppWebsocket session, back-off of the phone actors (live config)."""
+        a, p = self.config.appservice, self.config.provisioning
+        return a.ping_interval, a.ping_timeout, p.backoff_initial, p.backoff_cap
 
     async def run(self, *, task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until SIGTERM/SIGINT or :meth:`shutdown`.
@@ -287,6 +300,7 @@ class Daemon:
                 ),
             )
             inner.start_soon(self.app_ctx.throttle.run)
+            await inner.start(self.devices_session.run)
             await inner.start(self.fetches.run)
             phones_urls = await _start_listener(
                 inner,
@@ -425,6 +439,7 @@ class Daemon:
             "keys": self._control_keys,
             "reload": self._control_reload,
             "actor": self._control_actor,
+            **devices_control.handlers(self),
         }
 
     async def _control_reload(self, _request: dict[str, Any]) -> dict[str, Any]:
@@ -454,6 +469,7 @@ class Daemon:
             "states": states,
             "actors": self.supervisor.running,
             "reloads": self.reloads,
+            "devices_session": self.devices_session.status.to_json(),
             **self.observe.status(),
             **self._actor_summary(),
         }

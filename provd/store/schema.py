@@ -86,7 +86,16 @@ def _v4(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE phones SET password_code = code WHERE sysclient_password != ''")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+def _v5(db: sqlite_utils.Database) -> None:
+    """``DeviceProvisioned`` events of provd's Devices API session (spec section 5): which
+    device used a provisioning code provd asked for, and when."""
+    db["devices_provisioned"].create(
+        {"code": str, "hw_id": str, "device": str, "time": float},
+        pk="code",
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 VERSION = len(MIGRATIONS)
 
 
