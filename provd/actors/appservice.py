@@ -25,6 +25,7 @@ from ..protocol.admin import ADMIN_API
 from ..protocol.login import ServerLogin
 from ..protocol.messages import (
     DEVICES_API,
+    PBX_ADMIN_API,
     SERVICES_API,
     AppInfo,
     CheckBuild,
@@ -75,6 +76,8 @@ class AppServiceContext:
     admin: Any = None
     #: Set (and replaced) whenever a PBX session comes or goes.
     pbx_change: trio.Event = attrs.field(init=False, factory=trio.Event)
+    #: Called (no arguments) whenever a PBX session announced itself with ``PbxInfo``.
+    pbx_listeners: list[Callable[[], None]] = attrs.field(factory=list)
 
     def __attrs_post_init__(self) -> None:
         def settings() -> tuple[float, float, float]:
@@ -97,6 +100,10 @@ class AppServiceContext:
 
     async def wait_pbx_changed(self) -> None:
         await self.pbx_change.wait()
+
+    def pbx_admin_session(self) -> AppSession | None:
+        """The newest live PBX session that offers PbxAdminApi (``PbxInfo.apis``), if any."""
+        return next((s for s in reversed(self.pbx_sessions) if s.offers_pbx_admin), None)
 
 
 async def handle_connection(ws: tw.WebSocketConnection, ctx: AppServiceContext) -> None:
@@ -143,6 +150,8 @@ class AppSession:
         self._pbx_name = "?"
         #: The PbxInfo of a PBX App-object session (None for other logins).
         self.pbx_info: PbxInfo | None = None
+        #: The APIs the PBX offers on this connection (``PbxInfo.apis``).
+        self.pbx_apis: tuple[str, ...] = ()
         self._refused_urls: set[str] = set()
         self._provisioning = 0
         self._handlers: dict[type[Message], Callable[[Any], Awaitable[None]]] = {
@@ -210,6 +219,23 @@ class AppSession:
         """A login for another app service, made by this PBX (Services API)."""
         return await ask_service_login(self.conn, self.tracker, request)
 
+    @property
+    def offers_pbx_admin(self) -> bool:
+        return PBX_ADMIN_API in self.pbx_apis
+
+    async def ask(self, request: Message) -> Message:
+        """Send ``request`` on this session and return the first answer to it (by ``src``).
+
+        Raises:
+            ConnectionLost: the session ended before an answer came.
+        """
+        async with self.tracker.expect(request) as (tagged, answers):
+            await self.conn.send(tagged)
+            try:
+                return await answers.receive()
+            except trio.EndOfChannel:
+                raise ConnectionLost("PBX session ended") from None
+
     async def send(self, msg: Message) -> None:
         try:
             await self.conn.send(msg)
@@ -257,6 +283,15 @@ class AppSession:
             self.ctx.pbx_sessions.append(self)
             self.ctx.pbx_sessions_changed()
         log.info("pbx.info", domain=msg.domain, pbx=msg.pbx, apis=",".join(msg.apis))
+        self.pbx_apis = msg.apis
+        if not self.offers_pbx_admin:
+            log.info(
+                "pbx.admin_api_unavailable",
+                pbx=self._pbx_name,
+                hint="registrations are not checked; enable PbxAdminApi on provd's App object",
+            )
+        for listener in list(self.ctx.pbx_listeners):
+            listener()
         if SERVICES_API in msg.apis:
             self._subscribed_services = True
             await self.send(SubscribeServices(src="services"))

@@ -59,6 +59,7 @@ from .admin import AdminApi, ObservedDirectory
 from .appservice import AppServiceContext, handle_connection
 from .devices_api import DevicesApi, DevicesSession
 from .observe import Observability
+from .pbxadmin import PbxAdminClient
 from .phone import PhoneContext
 from .state import DevicesLocator, HandshakeLimiter, Outcomes
 from .supervisor import PhoneSupervisor
@@ -201,6 +202,8 @@ class Daemon:
             self._devices_session_settings,
             self._devices_tls,
         )
+        #: PbxAdminApi on the newest PBX session offering it (spec 8.4).
+        self.pbx_admin = PbxAdminClient(self.app_ctx.pbx_admin_session)
         #: The config as the file says, before the administrator's stored settings.
         self._file_config = config
         self.admin = AdminApi(self)

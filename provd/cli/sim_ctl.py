@@ -5,6 +5,9 @@
     provd sim ctl remove MAC
     provd sim ctl push CATEGORY KEY=VALUE... [--domain D]
     provd sim ctl restart-devices
+    provd sim ctl register MAC [--addr ADDR]
+    provd sim ctl unregister MAC
+    provd sim ctl never-register MAC [--undo]
 
 Exit 0 when the simulator did it, 1 when it answered with an error, 3 when no simulator
 listens on the socket.
@@ -47,6 +50,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     push.add_argument("--domain", default="")
     sub.add_parser("restart-devices", help="restart the Devices app (state kept)")
+    reg = sub.add_parser("register", help="the phone registers at the PBX (PbxAdminApi GetRegs)")
+    reg.add_argument("mac")
+    reg.add_argument("--addr", default="", help="address the registration shows")
+    unreg = sub.add_parser("unregister", help="the phone's registration at the PBX ends")
+    unreg.add_argument("mac")
+    never = sub.add_parser("never-register", help="the phone never registers after a fetch")
+    never.add_argument("mac")
+    never.add_argument("--undo", action="store_true", help="it registers again after a fetch")
     ctl.set_defaults(handler=cmd_ctl)
 
 
@@ -63,8 +74,12 @@ def _request(args: argparse.Namespace) -> dict | None:
             "category": args.category,
             "hwid": args.hwid,
         }
-    if cmd == "remove":
-        return {"cmd": "remove", "mac": args.mac}
+    if cmd in ("remove", "unregister"):
+        return {"cmd": cmd, "mac": args.mac}
+    if cmd == "register":
+        return {"cmd": cmd, "mac": args.mac, "addr": args.addr}
+    if cmd == "never-register":
+        return {"cmd": cmd, "mac": args.mac, "never": not args.undo}
     if cmd == "push":
         changes = {}
         for item in args.changes:

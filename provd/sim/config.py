@@ -62,14 +62,41 @@ class NodeInfo:
 
 
 @frozen(kw_only=True)
+class PbxUserDevice:
+    """One entry of a user object's ``devices`` (PbxAdminApi ``GetObject``)."""
+
+    hw: str
+    text: str = ""
+    #: *TLS only* and *reverse proxy* flags; the Users service sets both (spec 8.4).
+    tls: bool = True
+    trusted: bool = True
+
+
+@frozen(kw_only=True)
 class PbxUser:
-    """A PBX user known to PbxApi presence (SubscribePresence / SetPresence)."""
+    """A PBX user known to PbxApi presence (SubscribePresence / SetPresence), and a user
+    object of PbxAdminApi (``sip`` = its ``h323``, ``num`` = its ``e164``)."""
 
     sip: str
     num: str = ""
     dn: str = ""
     email: str = ""
     guid: str = ""
+    #: The object's ``cn`` (Long Name); empty: ``dn``, else ``sip``.
+    cn: str = ""
+    devices: tuple[PbxUserDevice, ...] = attrs.field(default=(), converter=_tuple)
+
+
+@frozen(kw_only=True)
+class PhoneRegistration:
+    """How a simulated phone registers after it fetched its file (per MAC)."""
+
+    mac: str
+    #: false: the phone never registers (wrong credentials, TLS refused...).
+    register: bool = True
+    #: The address the registration shows (``GetRegsResult.regs[].addr``); empty: the
+    #: default ``pbx.register_addr``.
+    addr: str = ""
 
 
 @frozen(kw_only=True)
@@ -94,6 +121,16 @@ class PbxConfig:
     #: Answer a refused GetServiceLogin with a numeric ``error`` plus ``errorText`` (as the
     #: innovaphone JS client expects) instead of an error text.
     numeric_errors: bool = False
+    #: Offer PbxAdminApi on the App-object connection (listed in ``PbxInfo.apis``).
+    admin_api: bool = True
+    #: What GetObject/GetRegs/UpdateObject answer for an unknown object (the SDK does not
+    #: say): "empty" (a result without ``guid``/``regs``) or "error" (``error`` set, shaped
+    #: by ``numeric_errors``).
+    admin_not_found: str = "empty"
+    #: The address a simulated phone registers from, unless ``registrations`` says otherwise.
+    register_addr: str = "127.0.0.1:5060"
+    #: Per-MAC registration behaviour of simulated phones after they fetched their file.
+    registrations: tuple[PhoneRegistration, ...] = attrs.field(default=(), converter=_tuple)
 
 
 @frozen(kw_only=True)
@@ -275,6 +312,15 @@ class SimConfig:
         if self.pbx.service_apis_from not in SERVICE_APIS_FROM:
             choices = ", ".join(SERVICE_APIS_FROM)
             raise ConfigError(f"pbx.service_apis_from: expected one of {choices}")
+        if self.pbx.admin_not_found not in ("empty", "error"):
+            raise ConfigError("pbx.admin_not_found: expected empty or error")
+        for i, reg in enumerate(self.pbx.registrations):
+            from ..protocol import ProtocolError, normalize_mac
+
+            try:
+                normalize_mac(reg.mac)
+            except ProtocolError:
+                raise ConfigError(f"pbx.registrations[{i}].mac: not a MAC address") from None
         if bool(self.devices.tls_cert) != bool(self.devices.tls_key):
             raise ConfigError("devices.tls_cert/tls_key: give both or neither")
         if self.devices.categories_per_result < 1:

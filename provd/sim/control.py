@@ -10,6 +10,9 @@ mode 0600, one JSON answer): :func:`provd.actors.control.serve_control`. Command
 - ``push``: change a provisioning category (any ``[[devices.domains.categories]]`` key)
   and push the changed items to its connected devices.
 - ``restart-devices``: restart the Devices app (every connection closed, state kept).
+- ``register``: the phone ``mac`` registers at the PBX (from ``addr``), as PbxAdminApi
+  ``GetRegs`` then shows; ``unregister``: its registration ends; ``never-register``
+  (``register`` false/true): whether it registers after it fetched its file.
 
 A bad request is answered ``{"ok": false, "error": ...}``; nothing a client sends stops the
 simulator.
@@ -68,6 +71,11 @@ def handlers(sim: Simulator) -> dict[str, Handler]:
                 for d in sim.devices()
             ],
             "online": sorted(sim.online()),
+            "registrations": [
+                {"cn": o.cn, "hw": r.hw, "addr": r.addr}
+                for o in sim.pbxadmin.objects.values()
+                for r in o.regs
+            ],
         }
 
     async def add(request: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +119,31 @@ def handlers(sim: Simulator) -> dict[str, Handler]:
         )
         return {"ok": True, "changed": sorted(changed)}
 
+    def _mac(request: dict[str, Any]) -> str:
+        mac = request.get("mac")
+        if not isinstance(mac, str):
+            raise ValueError("mac missing")
+        return Phone(mac=mac, user="").mac
+
+    async def register(request: dict[str, Any]) -> dict[str, Any]:
+        addr = request.get("addr") or ""
+        if not isinstance(addr, str):
+            raise ValueError("addr must be a string")
+        reg = sim.pbxadmin.register(_mac(request), addr=addr)
+        if reg is None:
+            return {"ok": False, "error": "no PBX user object has this phone's device"}
+        return {"ok": True, "hw": reg.hw, "addr": reg.addr}
+
+    async def unregister(request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "removed": sim.pbxadmin.unregister(_mac(request))}
+
+    async def never_register(request: dict[str, Any]) -> dict[str, Any]:
+        never = request.get("never", True)
+        if not isinstance(never, bool):
+            raise ValueError("never must be true or false")
+        sim.pbxadmin.set_rule(_mac(request), register=not never)
+        return {"ok": True}
+
     async def restart_devices(_request: dict[str, Any]) -> dict[str, Any]:
         await sim.faults.restart_devices()
         return {"ok": True}
@@ -123,6 +156,9 @@ def handlers(sim: Simulator) -> dict[str, Handler]:
             "remove": remove,
             "push": push,
             "restart-devices": restart_devices,
+            "register": register,
+            "unregister": unregister,
+            "never-register": never_register,
         }.items()
     }
 

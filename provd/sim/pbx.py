@@ -37,6 +37,7 @@ from ..protocol.messages import (
 from ..transport import AppWebsocket, ConnectionLost, connect, login_with_password
 from .config import SimConfig
 from .faults import Direction, FaultPlan, Party
+from .pbxadmin import PbxAdminState
 from .pbxapi import PbxApiState
 from .services import ServiceEntry, ServiceRegistry
 from .watch import Watch
@@ -94,6 +95,7 @@ class SimPbx:
     pbxapi: PbxApi state.
     faults: fault knobs (party ``PBX``).
     backoff: override the reconnect back-off (tests).
+    pbxadmin: PbxAdminApi state (objects, registrations); served when ``pbx.admin_api``.
     """
 
     def __init__(
@@ -104,8 +106,10 @@ class SimPbx:
         faults: FaultPlan,
         *,
         backoff: Backoff | None = None,
+        pbxadmin: PbxAdminState | None = None,
     ) -> None:
         self.config = config
+        self.pbxadmin = pbxadmin or PbxAdminState(config.pbx)
         self.registry = registry
         self.pbxapi = pbxapi
         self.faults = faults
@@ -203,11 +207,8 @@ class SimPbx:
             self._changed()
             log.info("pbx.logged_in", url=url, app=self.identity.app, domain=self.identity.domain)
             pbx = self.config.pbx
-            await self._send(
-                PbxInfo(
-                    domain=pbx.domain, pbx=pbx.name, pbx_dns=pbx.dns, apis=("PbxApi", "Services")
-                )
-            )
+            apis = ("PbxApi", "Services") + (("PbxAdminApi",) if pbx.admin_api else ())
+            await self._send(PbxInfo(domain=pbx.domain, pbx=pbx.name, pbx_dns=pbx.dns, apis=apis))
             await self._send(AppInfo(app=self.identity.app, src=APP_INFO_SRC))
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._push_services)
@@ -282,6 +283,9 @@ class SimPbx:
             pass  # accepted silently (spec section 2)
         elif (answers := self.pbxapi.handle(msg)) is not None:
             log.info("pbx.pbxapi", mt=mt)
+            await self._answer(answers)
+        elif self.config.pbx.admin_api and (answers := self.pbxadmin.handle(msg)) is not None:
+            log.info("pbx.pbxadmin", mt=mt)
             await self._answer(answers)
         else:
             log.debug("pbx.ignored", mt=mt)

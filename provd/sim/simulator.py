@@ -24,10 +24,13 @@ import time
 from collections.abc import Callable, Iterable
 
 import attrs
+import httpx
 import structlog
 import trio
 
 from ..backoff import Backoff
+from ..phones.examples import phone_request
+from ..phones.identify import Vendor
 from ..protocol import normalize_mac
 from ..protocol.messages import DEVICES_API, PROVISIONING_API, Device
 from .config import SimConfig
@@ -36,6 +39,7 @@ from .domain import CodeRecord, DevicesDomain
 from .faults import Faults
 from .myapps import MyAppsShell
 from .pbx import SimPbx
+from .pbxadmin import PbxAdminState
 from .pbxapi import PbxApiState
 from .services import ServiceEntry, ServiceRegistry
 from .users import Phone, ProvisionResult, UsersService, phones_from_config
@@ -92,7 +96,16 @@ class Simulator:
         )
         self.registry = ServiceRegistry(numeric_errors=self.config.pbx.numeric_errors)
         self.pbxapi = PbxApiState(self.config.pbx.users, self.config.pbx.node)
-        self.pbx = SimPbx(self.config, self.registry, self.pbxapi, self.faults, backoff=backoff)
+        #: PbxAdminApi: user objects and registrations (``pbx.admin_api``).
+        self.pbxadmin = PbxAdminState(self.config.pbx, on_change=lambda: self.pbx.watch.notify())
+        self.pbx = SimPbx(
+            self.config,
+            self.registry,
+            self.pbxapi,
+            self.faults,
+            backoff=backoff,
+            pbxadmin=self.pbxadmin,
+        )
         self.devices_app = DevicesApp(self.config.devices, self.domain, self.faults, self.watch)
         self.users = UsersService(self.config, self.registry, self.faults)
         self.faults.bind(self.devices_app)
@@ -194,6 +207,13 @@ class Simulator:
             trio.TooSlowError: provd was not listed within ``wait``.
         """
         phones = list(phones) if phones is not None else phones_from_config(self.config)
+        for phone in phones:  # the Users service creates the user object and its device first
+            self.pbxadmin.ensure_user(
+                mac=phone.mac,
+                cn=phone.cn or phone.user,
+                h323=phone.user,
+                hw=phone.hwid or phone.mac,
+            )
         with trio.fail_after(wait):
             await self.pbx.watch.wait_until(
                 lambda: self.registry.services_info().find(PROVISIONING_API)
@@ -225,6 +245,38 @@ class Simulator:
     def online(self) -> set[str]:
         """MACs with an admitted sysclient connection now."""
         return self.devices_app.online_macs()
+
+    async def fetch_file(
+        self,
+        phones_url: str,
+        vendor: Vendor,
+        mac: str,
+        model: str | None = None,
+        *,
+        client: httpx.AsyncClient | None = None,
+    ) -> httpx.Response:
+        """A simulated phone of ``vendor`` (``model``) fetches its file from provd's phone
+        server at ``phones_url``, with that phone's path and User-Agent; once it got it
+        (200) it registers at the PBX as its knob says (:meth:`PbxAdminState.set_rule`,
+        ``[[pbx.registrations]]``)."""
+        mac = normalize_mac(mac)
+        request = phone_request(vendor, mac, model)
+        headers = {"User-Agent": request.user_agent}
+        if client is None:
+            async with httpx.AsyncClient(base_url=phones_url, timeout=10) as own:
+                response = await own.get(request.path, headers=headers)
+        else:
+            response = await client.get(phones_url.rstrip("/") + request.path, headers=headers)
+        if response.status_code == 200:
+            reg = self.pbxadmin.phone_fetched(mac)
+            log.info("sim.phone_fetched", mac=mac, registered=reg is not None)
+        return response
+
+    async def wait_registered(self, mac: str, registered: bool = True) -> None:
+        """Return once the phone ``mac`` is (or is no longer) registered at the PBX."""
+        await self.pbx.watch.wait_until(
+            lambda: (self.pbxadmin.registration(mac) is not None) == registered
+        )
 
     async def wait_online(self, mac: str, online: bool = True) -> None:
         """Return once the device's sysclient is (or is no longer) connected."""

@@ -44,6 +44,10 @@ def for_type(kind: Any) -> st.SearchStrategy:
 def for_class(cls: type) -> st.SearchStrategy:
     hints = typing.get_type_hints(cls)
     fields = {f.name: for_type(hints[f.name]) for f in attrs.fields(cls)}
+    for f in attrs.fields(cls):
+        if f.metadata.get("rest"):  # members the class does not name: never a named one
+            keys = st.text(max_size=6).map(lambda k: "x-" + k)
+            fields[f.name] = st.dictionaries(keys, json_scalars, max_size=2)
     return st.builds(cls, **fields)
 
 

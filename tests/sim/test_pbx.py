@@ -53,7 +53,7 @@ class TestLogin:
             info = await peer.next()
             assert isinstance(info, PbxInfo)
             assert (info.domain, info.pbx_dns) == ("example.com", "pbx.example.com")
-            assert info.apis == ("PbxApi", "Services")
+            assert info.apis == ("PbxApi", "Services", "PbxAdminApi")
             assert isinstance(await peer.next(), AppInfo)
             await sim.pbx.wait_logged_in()
         assert sim.pbx.status.connected

@@ -44,6 +44,16 @@ def lenient_one(**kwargs: Any) -> Any:
     return attrs.field(metadata={"lenient_one": True}, **kwargs)
 
 
+def rest(**kwargs: Any) -> Any:
+    """A ``dict`` field collecting every member the class does not name, sent back as is.
+
+    For records provd reads, changes and writes back whole (PbxAdminApi ``devices``:
+    ``UpdateObject`` replaces the whole list, so members a newer PBX adds must survive a
+    read-modify-write). ``mt``, ``api`` and ``src`` are never collected.
+    """
+    return attrs.field(metadata={"rest": True}, factory=dict, **kwargs)
+
+
 @frozen(kw_only=True)
 class Message:
     """Base of every AppWebsocket message: carries the optional ``src`` echo tag."""
@@ -74,6 +84,7 @@ class _FieldSpec:
     kind: Any
     required: bool
     lenient_one: bool
+    rest: bool = False
 
 
 _SPECS: dict[type, tuple[_FieldSpec, ...]] = {}
@@ -90,6 +101,7 @@ def _spec(cls: type) -> tuple[_FieldSpec, ...]:
                 kind=hints[f.name],
                 required=f.default is attrs.NOTHING,
                 lenient_one=bool(f.metadata.get("lenient_one")),
+                rest=bool(f.metadata.get("rest")),
             )
             for f in attrs.fields(cls)
             if f.name != "src"
@@ -186,6 +198,10 @@ def _check(value: Any, kind: Any, where: str) -> Any:
 def _build(cls: type[T], obj: dict[str, Any], where: str) -> T:
     kwargs: dict[str, Any] = {}
     for f in _spec(cls):
+        if f.rest:
+            named = {g.wire for g in _spec(cls)} | {"mt", "api", "src"}
+            kwargs[f.name] = {k: v for k, v in obj.items() if k not in named}
+            continue
         value = obj.get(f.wire)
         here = f"{where}.{f.wire}"
         if value is None:
@@ -273,8 +289,14 @@ def _fields_to_json(value: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in _spec(type(value)):
         v = getattr(value, f.name)
+        if f.rest:
+            continue
         if v is not None:
             out[f.wire] = _plain(v)
+    for f in _spec(type(value)):
+        if f.rest:
+            for k, v in getattr(value, f.name).items():
+                out.setdefault(k, v)
     return out
 
 
