@@ -19,19 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
-import trio
 
 from ..logs import register_secret
-from ..protocol import ProtocolError
-from ..protocol.messages import Message
+from ..protocol.messages import GetObjectResult
 from ..protocol.messages.devices import DEVICE_TYPES
-from ..transport import ConnectionLost
 from . import control
 from .appservice import AppServiceContext, PhoneRequest, provision_phone
-from .devices_api import QUERY_TIMEOUT, DevicesRefused, DevicesSession, DevicesUnavailable
+from .devices_api import DevicesRefused, DevicesSession, DevicesUnavailable
+from .pbxadmin import PbxAdminClient, PbxAdminError, PbxAdminUnavailable
 
 if TYPE_CHECKING:
-    from ..protocol.messages.pbxadmin import GetObjectResult
     from .daemon import Daemon
 
 log = structlog.get_logger("provd.devices_control")
@@ -53,7 +50,7 @@ def handlers(daemon: Daemon) -> dict[str, control.Handler]:
         "devices_categories": functools.partial(_categories, session),
         "devices_code": functools.partial(_code, session),
         "devices_provisioned": functools.partial(_provisioned, daemon, session),
-        "phones_add": functools.partial(_phones_add, daemon.app_ctx, session),
+        "phones_add": functools.partial(_phones_add, daemon.app_ctx, session, daemon.pbx_admin),
     }
 
 
@@ -112,7 +109,10 @@ async def _provisioned(
 
 
 async def _phones_add(
-    ctx: AppServiceContext, session: DevicesSession, request: dict[str, Any]
+    ctx: AppServiceContext,
+    session: DevicesSession,
+    pbx_admin: PbxAdminClient,
+    request: dict[str, Any],
 ) -> dict[str, Any]:
     mac = control.mac_arg(request)
     password = _text(request, "password")
@@ -123,7 +123,7 @@ async def _phones_add(
     assert user is not None and category is not None
     hwid = _text(request, "hwid", required=False) or mac
     with structlog.contextvars.bound_contextvars(mac=mac, user=user):
-        error, obj, pbx = await _user_object(ctx, user)
+        error, obj, pbx = await _user_object(ctx, pbx_admin, user)
         if error is not None:
             log.warning("phones_add.refused", error=error)
             return {"ok": False, "error": error}
@@ -177,42 +177,19 @@ async def _phones_add(
 
 
 async def _user_object(
-    ctx: AppServiceContext, user: str
+    ctx: AppServiceContext, pbx_admin: PbxAdminClient, user: str
 ) -> tuple[str | None, GetObjectResult | None, Any]:
-    """``(error, object, pbx session)``: the PBX user ``user`` (its SIP name) via
-    PbxAdminApi ``GetObject``, or why it cannot be had."""
-    from ..protocol.messages.pbxadmin import PBX_ADMIN_API, GetObject, GetObjectResult
-
-    pbx = ctx.current_pbx()
-    if pbx is None:
+    """``(error, object, pbx session)``: the PBX user ``user`` (its SIP name, the object's
+    ``h323``) via PbxAdminApi ``GetObject``, or why it cannot be had."""
+    if ctx.current_pbx() is None:
         return NO_PBX, None, None
-    info = pbx.pbx_info
-    if info is None or PBX_ADMIN_API not in info.apis:
+    pbx = ctx.pbx_admin_session()
+    if pbx is None:
         return NO_ADMIN_API, None, None
     try:
-        answer = await ask_pbx(pbx, GetObject(h323=user))
-    except (ConnectionLost, ProtocolError) as exc:
-        return f"PBX session lost while asking for user {user}: {exc.reason}", None, None
-    except trio.TooSlowError:
-        return f"the PBX did not answer GetObject within {QUERY_TIMEOUT:g} s", None, None
-    if not isinstance(answer, GetObjectResult):
-        return f"the PBX answered GetObject with {answer.MT}", None, None
-    if answer.failure is not None:
-        return f"no user {user} on the PBX (GetObject: {answer.failure})", None, None
+        answer = await pbx_admin.get_object(h323=user)
+    except PbxAdminUnavailable:
+        return NO_ADMIN_API, None, None
+    except PbxAdminError as exc:
+        return f"cannot read user {user} from the PBX: {exc.reason}", None, None
     return None, answer, pbx
-
-
-async def ask_pbx(pbx: Any, request: Message) -> Message:
-    """Send ``request`` on the PBX session ``pbx`` and wait (bounded) for its answer.
-
-    Raises:
-        ConnectionLost: the session ended first.
-        trio.TooSlowError: no answer within :data:`QUERY_TIMEOUT`.
-    """
-    async with pbx.tracker.expect(request) as (tagged, answers):
-        await pbx.conn.send(tagged)
-        with trio.fail_after(QUERY_TIMEOUT):
-            try:
-                return await answers.receive()
-            except trio.EndOfChannel:
-                raise ConnectionLost("PBX session ended") from None
