@@ -442,6 +442,10 @@ class DevicesSession:
             return f"cannot connect to {url}: {type(exc).__name__}"
         except ValueError as exc:  # an invalid URL (trio-websocket's parser)
             return f"invalid Devices URL {url!r}: {exc}"
+        except Exception as exc:  # a bug: logged, and the session retried (never fatal)
+            log.error("devices_api.session_crashed", error=f"{type(exc).__name__}: {exc}")
+            log.debug("devices_api.session_crash_trace", exc_info=True)
+            return f"internal error: {type(exc).__name__}"
 
     async def _serve(
         self, conn: AppWebsocket, url: str, ping_interval: float, ping_timeout: float
