@@ -180,16 +180,21 @@ async def _user_object(
     ctx: AppServiceContext, pbx_admin: PbxAdminClient, user: str
 ) -> tuple[str | None, GetObjectResult | None, Any]:
     """``(error, object, pbx session)``: the PBX user ``user`` (its SIP name, the object's
-    ``h323``) via PbxAdminApi ``GetObject``, or why it cannot be had."""
+    ``h323``, else its Long Name, ``cn``) via PbxAdminApi ``GetObject`` (SDK
+    ``doc/appwebsocket/PbxAdminApi.htm``), or why it cannot be had."""
     if ctx.current_pbx() is None:
         return NO_PBX, None, None
     pbx = ctx.pbx_admin_session()
     if pbx is None:
         return NO_ADMIN_API, None, None
-    try:
-        answer = await pbx_admin.get_object(h323=user)
-    except PbxAdminUnavailable:
-        return NO_ADMIN_API, None, None
-    except PbxAdminError as exc:
-        return f"cannot read user {user} from the PBX: {exc.reason}", None, None
-    return None, answer, pbx
+    first: PbxAdminError | None = None
+    # The SIP name (h323) first; an operator may also give the Long Name (cn).
+    for key in ("h323", "cn"):
+        try:
+            return None, await pbx_admin.get_object(**{key: user}), pbx
+        except PbxAdminUnavailable:
+            return NO_ADMIN_API, None, None
+        except PbxAdminError as exc:
+            first = first or exc
+    assert first is not None
+    return f"cannot read user {user} from the PBX: {first.reason}", None, None

@@ -82,20 +82,22 @@ class TestDaemon:
         assert "Devices tab" in answer["error"]
 
     async def test_hwid_option_picks_the_entry(self, tmp_path):
-        """--hwid names another device entry of the user; it is the phone's hwid."""
+        """--hwid names another device entry of the user; it is the phone's hwid. The user
+        may be named by the Long Name (cn) too; the phone gets the SIP name."""
         async with installed(tmp_path, pbx=PBX) as (daemon, _sim):
             with trio.fail_after(20):
                 answer = await ask(
                     daemon,
                     "phones_add",
                     mac=MAC,
-                    user="bob",
+                    user="Bob",
                     category="Phones",
                     hwid="BOB-softphone",
                     password=PASSWORD,
                 )
             assert answer["ok"], answer
-            assert daemon.directory.get(MAC).hwid == "bob-softphone"
+            record = daemon.directory.get(MAC)
+            assert (record.hwid, record.usename) == ("bob-softphone", "bob")
 
     async def test_unknown_user_and_unknown_category(self, tmp_path):
         """An unknown user is named; a category Devices does not know is Devices' refusal."""
