@@ -248,6 +248,12 @@ def cmd_add(args: argparse.Namespace) -> int:
         "`provd run` with this config (it holds the PBX and Devices sessions)"
     )
     if args.csv:
+        if args.mac or args.user or args.category or args.hwid:
+            print(
+                "provd: give MAC --user SIP --category C, or --csv FILE, not both",
+                file=sys.stderr,
+            )
+            return 2
         return _add_csv(args.csv, file_password, send, no_daemon)
     if not (args.mac and args.user and args.category):
         print("provd: phones add needs MAC --user SIP --category C, or --csv FILE", file=sys.stderr)
