@@ -154,6 +154,36 @@ class DevicesSettings:
 
 
 @frozen(kw_only=True)
+class RegistrationSettings:
+    """Checking that each phone registered at the PBX (PbxAdminApi ``GetRegs``, spec 8.4),
+    when the PBX session offers PbxAdminApi."""
+
+    #: false: no registration checks (the lifecycle then ends at ``fetched``).
+    enabled: bool = True
+    #: Seconds between checks of a phone that is registered (or provisioned, not fetched).
+    check_interval: float = 300.0
+    #: Seconds between checks of a phone that fetched its file but is not seen registered
+    #: (the first one this long after the fetch).
+    retry_interval: float = 15.0
+    #: A phone that fetched its file but is not registered this many seconds later gets
+    #: one warning (wrong credentials, TLS refused...); cleared when it registers.
+    warn_after: float = 120.0
+    #: Most GetRegs requests per second (phones of one user share one request).
+    max_per_second: float = 10.0
+
+
+@frozen(kw_only=True)
+class PbxSettings:
+    """What provd may change at the PBX through PbxAdminApi (only where asked for)."""
+
+    #: With ``phones.sip_transport = "tcp"``: clear the *TLS only* flag of each provisioned
+    #: phone's device entry at its user object (GetObject, then UpdateObject of the whole
+    #: ``devices`` list). The Users service creates the entry with *TLS only* set, which
+    #: refuses a registration over TCP/UDP.
+    fix_device_flags: bool = False
+
+
+@frozen(kw_only=True)
 class ControlSettings:
     #: Unix socket for ``provd status`` / ``provd phones remove`` (empty = next to the db).
     socket: str = ""
@@ -179,6 +209,8 @@ _SECTIONS: dict[str, type] = {
     "control": ControlSettings,
     "metrics": MetricsSettings,
     "devices": DevicesSettings,
+    "registration": RegistrationSettings,
+    "pbx": PbxSettings,
 }
 
 
@@ -224,6 +256,8 @@ class Config:
     control: ControlSettings = attrs.field(factory=ControlSettings)
     metrics: MetricsSettings = attrs.field(factory=MetricsSettings)
     devices: DevicesSettings = attrs.field(factory=DevicesSettings)
+    registration: RegistrationSettings = attrs.field(factory=RegistrationSettings)
+    pbx: PbxSettings = attrs.field(factory=PbxSettings)
     #: Where it was loaded from (None = embedded defaults).
     source: str | None = None
 
@@ -318,6 +352,10 @@ class Config:
             raise ConfigError("store.max_user_agent: must be at least 16")
         if self.store.check_interval <= 0:
             raise ConfigError("store.check_interval: must be positive")
+        r = self.registration
+        for key in ("check_interval", "retry_interval", "warn_after", "max_per_second"):
+            if getattr(r, key) <= 0:
+                raise ConfigError(f"registration.{key}: must be positive")
         if self.devices.ca_file:
             from .transport.tls import TlsSetupError, client_context
 

@@ -19,7 +19,12 @@ def test_demo_provisions_restarts_and_serves(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "all good" in done.stdout
-    assert done.stdout.count("challenge ok") == 9  # one phone per vendor model family
+    # one phone per vendor model family, and one that never registers at the PBX
+    assert done.stdout.count("challenge ok") == 10
     assert "gigaset N670" in done.stdout
     assert "HTTP 404" in done.stdout  # the unknown MAC
     assert (tmp_path / "provd.db").exists()
+    # the lifecycle table: nine registered (seen through PbxAdminApi GetRegs), one flagged
+    lifecycle = done.stdout.split("\nlifecycle")[1]
+    assert lifecycle.count("  registered  ") == 9, lifecycle
+    assert lifecycle.count("FLAGGED") == 1 and "805ec0aa000a" in lifecycle

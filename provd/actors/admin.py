@@ -106,6 +106,23 @@ def phone_summary(record: PhoneRecord) -> dict[str, Any]:
     }
 
 
+def lifecycle_json(life: Any) -> dict[str, Any] | None:
+    """A phone's lifecycle (:class:`~provd.store.records.Lifecycle`) for the admin API."""
+    if life is None:
+        return None
+    return {
+        "state": life.state,
+        "since": life.since,
+        "provisioned": life.provisioned_at,
+        "fetched": life.fetched_at,
+        "registered": life.registered_at,
+        "checked": life.checked_at,
+        "addr": life.addr,
+        "error": life.error,
+        "warned": life.warned,
+    }
+
+
 def overlay(config: Config, stored: dict[str, Any]) -> Config:
     """``config`` with the administrator's (already checked) phone settings laid over it."""
     if not stored:
@@ -353,6 +370,7 @@ class AdminApi:
                 "domain": record.domain,
                 "dns": record.dns,
                 "keys": [dict(k) for k in record.keys],
+                "lifecycle": lifecycle_json(self.daemon.registration.book.phones.get(mac)),
             },
             items={t: mask_item(item) for t, item in sorted(record.config.items())},
             fetches=history,

@@ -61,6 +61,7 @@ from .devices_api import DevicesApi, DevicesSession
 from .observe import Observability
 from .pbxadmin import PbxAdminClient
 from .phone import PhoneContext
+from .registration import RegistrationChecker
 from .state import DevicesLocator, HandshakeLimiter, Outcomes
 from .supervisor import PhoneSupervisor
 
@@ -204,6 +205,11 @@ class Daemon:
         )
         #: PbxAdminApi on the newest PBX session offering it (spec 8.4).
         self.pbx_admin = PbxAdminClient(self.app_ctx.pbx_admin_session)
+        #: Each phone's lifecycle, registrations checked through PbxAdminApi.
+        self.registration = RegistrationChecker(
+            lambda: self.config, self.pbx_admin, self._write_lifecycles
+        )
+        self.app_ctx.pbx_listeners.append(self.registration.wake)
         #: The config as the file says, before the administrator's stored settings.
         self._file_config = config
         self.admin = AdminApi(self)
@@ -261,6 +267,7 @@ class Daemon:
         config = self.config
         try:
             records = await self.store.call(_load_and_mark_offline)
+            lifecycles = await self.store.call(lambda db: db.lifecycles())
             url = config.provisioning.devices_url or await self.store.call(
                 lambda db: db.setting("devices_url")
             )
@@ -273,6 +280,8 @@ class Daemon:
                 error=str(exc),
             ) from exc
         self.directory.load(records)
+        self.registration.load(lifecycles, records)
+        self.directory.listeners.append(self.registration.phone_changed)
         self.locator.set(url or "")
         await self.admin.load()
         if self.admin.stored:  # the administrator's settings, before the first render
@@ -305,6 +314,7 @@ class Daemon:
             inner.start_soon(self.app_ctx.throttle.run)
             await inner.start(self.devices_session.run)
             await inner.start(self.fetches.run)
+            await inner.start(self.registration.run)
             phones_urls = await _start_listener(
                 inner,
                 "phones.listen",
@@ -420,6 +430,7 @@ class Daemon:
         self.last_reload = {"ok": True, "error": "", "time": time.time()}
         log.info("daemon.reloaded", log_level=new.log.level, source=new.source or "-")
         systemd.notify("READY=1", f"STATUS=serving {len(self.directory)} phones")
+        self.registration.wake()  # [registration] may have changed
         return True
 
     # --- phones HTTP server callbacks ---------------------------------------------------------
@@ -432,6 +443,10 @@ class Daemon:
 
     async def _write_fetches(self, rows: list[FetchRecord]) -> None:
         await self.store.call(lambda db: db.record_fetches(rows))
+        self.registration.fetched(rows)  # the lifecycle's "fetched" step
+
+    async def _write_lifecycles(self, rows: list) -> None:
+        await self.store.call(lambda db: db.put_lifecycles(rows))
 
     # --- control socket -----------------------------------------------------------------------
 
@@ -473,6 +488,12 @@ class Daemon:
             "actors": self.supervisor.running,
             "reloads": self.reloads,
             "devices_session": self.devices_session.status.to_json(),
+            "lifecycle": self.registration.book.counts(),
+            "registration_checks": self.pbx_admin.available,
+            "not_registered": [
+                {"mac": w.mac, "since": w.since, "error": w.error}
+                for w in self.registration.book.warned()[:20]
+            ],
             **self.observe.status(),
             **self._actor_summary(),
         }

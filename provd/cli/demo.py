@@ -5,7 +5,10 @@ Starts the simulated innovaphone installation (PBX, Users service, Devices app) 
 family (Gigaset N510, N720 and N670 included) with
 visible progress, restarts provd to show every phone coming back through the
 challenge-with-stored-password path, fetches each phone's file over HTTP as that vendor's
-phone would, and prints a summary table. Exit status 0 when every step worked.
+phone would, and prints a summary table. Each phone then registers at the simulated PBX,
+which provd checks through PbxAdminApi (``GetRegs``); one phone is set up never to register
+(as with wrong credentials) and gets flagged. The lifecycle table closes the demo. Exit
+status 0 when every step worked.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ..phones import Vendor
 from ..phones.examples import model, phone_request
 from ..sim import Phone, SimConfig, Simulator
 from ..sim.pbx import http_url
+from ..store.database import Database
 from .common import table
 
 SAMPLE_PHONES = [
@@ -48,6 +52,10 @@ FAMILY_PHONES = [
     (Vendor.GIGASET, "N510", Phone(mac="7c2f80aa0008", user="hugo", cn="Hugo Hørsholm")),
     (Vendor.GIGASET, "N670", Phone(mac="7c2f80aa0009", user="ines", cn="Inès Ibáñez")),
 ]
+#: The phone that fetches its file but never registers (as with wrong credentials).
+SILENT_PHONE = (Vendor.YEALINK, None, Phone(mac="805ec0aa000a", user="jonas", cn="Jonas Jäger"))
+#: Seconds after its fetch at which the silent phone is flagged (``registration.warn_after``).
+DEMO_WARN_AFTER = 1.0
 
 
 @attrs.define
@@ -60,6 +68,8 @@ class Row:
     file: str = "-"
     size: str = "-"
     ok: bool = True
+    #: False: the phone never registers at the PBX (it must end flagged).
+    registers: bool = True
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -100,9 +110,9 @@ def say(text: str = "") -> None:
 
 async def _demo(workdir: Path, verbose: bool, serve: bool = False) -> int:
     password = secrets.token_urlsafe(18)
-    samples = [(v, None, p) for v, p in SAMPLE_PHONES] + FAMILY_PHONES
+    samples = [(v, None, p) for v, p in SAMPLE_PHONES] + FAMILY_PHONES + [SILENT_PHONE]
     phones = [(v, m, attrs.evolve(p, password=secrets.token_urlsafe(9))) for v, m, p in samples]
-    rows = [Row(v, p, m) for v, m, p in phones]
+    rows = [Row(v, p, m, registers=p.mac != SILENT_PHONE[2].mac) for v, m, p in phones]
     config = SimConfig.from_mapping(
         {
             "provd": {"url": None, "password": password},
@@ -126,9 +136,11 @@ async def _demo(workdir: Path, verbose: bool, serve: bool = False) -> int:
         }
     )
     sim = Simulator(config, backoff=Backoff(initial=0.05, cap=0.5))
+    sim.pbxadmin.set_rule(SILENT_PHONE[2].mac, register=False)
     config_path = workdir / "provd.toml"
     daemon = DaemonChild(config_path, cwd=workdir)
     started = time.monotonic()
+    wall_start = time.time()
     async with trio.open_nursery() as nursery:
         say(f"provd demo: throw-away state in {workdir}")
         addresses = await nursery.start(sim.run)
@@ -183,8 +195,9 @@ async def _demo(workdir: Path, verbose: bool, serve: bool = False) -> int:
         async with httpx.AsyncClient(base_url=daemon.phones_url, timeout=10) as client:
             for row, (vendor, family_model, phone) in zip(rows, phones, strict=True):
                 request = phone_request(vendor, phone.mac, family_model)
-                response = await client.get(
-                    request.path, headers={"User-Agent": request.user_agent}
+                # then it registers at the simulated PBX (unless it is the silent one)
+                response = await sim.fetch_file(
+                    daemon.phones_url, vendor, phone.mac, family_model, client=client
                 )
                 good = response.status_code == 200 and phone.password in response.text
                 good &= FAMILY_MARKER.get(family_model or "", "") in response.text
@@ -202,8 +215,20 @@ async def _demo(workdir: Path, verbose: bool, serve: bool = False) -> int:
             for row in rows:
                 row.ok &= refused
 
+        say("\n4. provd asks the PBX whether each phone registered (PbxAdminApi GetRegs)")
+        with trio.fail_after(30):
+            for row in rows:
+                if row.registers:
+                    await daemon.wait_for(
+                        f"event=phone.lifecycle mac={row.phone.mac} from=fetched to=registered"
+                    )
+            silent = SILENT_PHONE[2]
+            await daemon.wait_for(f"event=phone.not_registered mac={silent.mac}")
+        say(f"  {len(rows) - 1} phones registered; {silent.mac} ({silent.user}) fetched its file")
+        say(f"  but did not register within {DEMO_WARN_AFTER:g} s: flagged with a warning")
+
         app_url = http_url(daemon.appservice_url) + "provd/" + ADMIN_APP + ".htm"
-        say("\n4. the admin App, inside the simulated myApps and on its own")
+        say("\n5. the admin App, inside the simulated myApps and on its own")
         say(f"  myApps shell (App logged in via getLogin)  {addresses.myapps_url}")
         say(f"  the App on its own (instance password)     {app_url}")
         if serve:
@@ -232,12 +257,54 @@ async def _demo(workdir: Path, verbose: bool, serve: bool = False) -> int:
             ["MAC", "VENDOR", "USER", "PROVISIONED", "AFTER RESTART", "FILE", "SIZE"],
         )
     )
+    say("\nlifecycle (times after the demo started)")
+    say(_lifecycle_table(workdir, rows, wall_start))
     ok = all(r.ok for r in rows)
     say(
         f"\n{'all good' if ok else 'SOMETHING FAILED'} in {time.monotonic() - started:.1f} s. "
         "Next: `provd sim --help`, `provd run --help`, etc/provd.toml."
     )
     return 0 if ok else 1
+
+
+def _lifecycle_table(workdir: Path, rows: list[Row], start: float) -> str:
+    """Each phone's lifecycle as provd stored it; marks the rows whose outcome is wrong."""
+    db = Database.open_readonly(str(workdir / "provd.db"))
+    try:
+        lifecycles = db.lifecycles()
+    finally:
+        db.close()
+
+    def at(ts: float) -> str:
+        return f"+{ts - start:.2f} s" if ts else "-"
+
+    lines = []
+    for row in rows:
+        life = lifecycles.get(row.phone.mac)
+        if life is None:
+            row.ok = False
+            lines.append([row.phone.mac, row.vendor.value, row.phone.user, "MISSING"] + ["-"] * 4)
+            continue
+        if row.registers:
+            row.ok &= life.state == "registered"
+            note = f"from {life.addr}" if life.state == "registered" else life.error
+        else:
+            row.ok &= life.state == "fetched" and life.warned
+            note = "FLAGGED: " + life.error if life.warned else "not flagged"
+        lines.append(
+            [
+                row.phone.mac,
+                row.vendor.value,
+                row.phone.user,
+                life.state,
+                at(life.provisioned_at),
+                at(life.fetched_at),
+                at(life.registered_at),
+                note,
+            ]
+        )
+    headers = ["MAC", "VENDOR", "USER", "STATE", "PROVISIONED", "FETCHED", "REGISTERED", "NOTE"]
+    return table(lines, headers)
 
 
 async def _echo(daemon: DaemonChild) -> None:
@@ -256,5 +323,7 @@ def _write_config(path: Path, workdir: Path, password: str, *, port: int) -> Non
         f'[store]\npath = "{workdir / "provd.db"}"\n'
         '[log]\nlevel = "info"\nformat = "kv"\n'
         "[provisioning]\nbackoff_initial = 0.05\nbackoff_cap = 1.0\n"
+        "[registration]\nretry_interval = 0.2\ncheck_interval = 30.0\n"
+        f"warn_after = {DEMO_WARN_AFTER}\nmax_per_second = 50.0\n"
         f'[control]\nsocket = "{workdir / "provd.sock"}"\n'
     )

@@ -101,6 +101,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 2
     db, socket_path = opened
     running = control.request(socket_path, "status") is not None
+    lifecycles = db.lifecycles()
     rows = [
         [
             r.mac,
@@ -109,11 +110,40 @@ def cmd_list(args: argparse.Namespace) -> int:
             _online(r.online, running),
             str(len(r.config)),
             _when(r.updated),
+            *_lifecycle_cells(lifecycles.get(r.mac)),
         ]
         for r in db.phones()
     ]
-    print(table(rows, ["MAC", "USER", "STATE", "ONLINE", "CONFIG", "UPDATED"]))
+    print(
+        table(
+            rows,
+            ["MAC", "USER", "STATE", "ONLINE", "CONFIG", "UPDATED", "LIFECYCLE", "SINCE", "REG"],
+        )
+    )
     return 0
+
+
+def _lifecycle_cells(life) -> list[str]:
+    """LIFECYCLE (``!`` = fetched but not registered in time), SINCE, REG (address)."""
+    if life is None:
+        return ["-", "-", "-"]
+    state = life.state + (" !" if life.warned else "")
+    return [state, _when(life.since), life.addr or "-"]
+
+
+def lifecycle_lines(life) -> list[tuple[str, str]]:
+    """``phones show`` fields of a phone's lifecycle."""
+    if life is None:
+        return [("lifecycle", "- (not recorded yet)")]
+    state = life.state + (" (NOT REGISTERED in time)" if life.warned else "")
+    return [
+        ("lifecycle", f"{state} since {_when(life.since)}"),
+        ("  provisioned", _when(life.provisioned_at)),
+        ("  fetched", _when(life.fetched_at)),
+        ("  registered", _when(life.registered_at) + (f" from {life.addr}" if life.addr else "")),
+        ("  last PBX check", _when(life.checked_at)),
+        ("  last error", life.error or "-"),
+    ]
 
 
 def _mac(text: str) -> str | None:
@@ -160,6 +190,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("revision", str(r.revision)),
         ("created", _when(r.created)),
         ("updated", _when(r.updated)),
+        *lifecycle_lines(db.lifecycle(mac)),
     ]
     width = max(len(k) for k, _ in fields)
     for key, value in fields:

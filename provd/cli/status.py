@@ -67,6 +67,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"Devices API    session {session['state']}{detail}")
     print(f"phones         {answer['phones']} ({states}); online {answer['online']}")
     print(f"actors         {answer['actors']}")
+    if "lifecycle" in answer:
+        order = ("pending", "provisioned", "fetched", "registered")
+        counts = answer["lifecycle"]
+        shown = ", ".join(f"{s} {counts[s]}" for s in order if counts.get(s)) or "none"
+        checks = (
+            "checked at the PBX"
+            if answer.get("registration_checks")
+            else ("NOT checked: no PBX session offers PbxAdminApi")
+        )
+        print(f"lifecycle      {shown}; registrations {checks}")
+        for trouble in answer.get("not_registered", []):
+            print(f"  {trouble['mac']}  not registered: {trouble['error']}")
     last = answer.get("last_reload")
     if last:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["time"]))

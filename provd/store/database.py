@@ -20,7 +20,7 @@ import sqlite_utils
 
 from ..phones.fetch import FetchRecord
 from . import schema
-from .records import PhoneRecord
+from .records import Lifecycle, PhoneRecord
 
 _PHONE_COLUMNS = [
     "mac",
@@ -100,6 +100,7 @@ class Database:
         migrates or writes anything. Raises ``sqlite3.Error`` when it cannot be read."""
         self = cls.__new__(cls)
         self.path, self._clock = path, clock
+        self._fd, self._identity = None, None
         uri = Path(path).resolve().as_uri() + "?mode=ro"
         if not os.path.exists(path + "-wal"):
             # No daemon has it open (a stopped daemon checkpoints and removes the WAL): read
@@ -353,6 +354,7 @@ class Database:
     def remove_phone(self, mac: str) -> bool:
         with self.db.conn:
             self.db.execute("DELETE FROM phone_keys WHERE mac = ?", [mac])
+            self.db.execute("DELETE FROM lifecycle WHERE mac = ?", [mac])
             self.db.execute("DELETE FROM config_items WHERE mac = ?", [mac])
             self.db.execute("DELETE FROM fetches WHERE mac = ?", [mac])
             cursor = self.db.execute("DELETE FROM phones WHERE mac = ?", [mac])
@@ -400,6 +402,30 @@ class Database:
         self._fetch_counts.clear()
         return cursor.rowcount
 
+    def lifecycles(self) -> dict[str, Lifecycle]:
+        """Every phone's stored lifecycle, by MAC ({} for a database older than v5, which
+        the operator commands may read before the daemon migrated it)."""
+        try:
+            rows = list(self.db.query("SELECT * FROM lifecycle"))
+        except sqlite3.OperationalError:
+            return {}
+        return {row["mac"]: _lifecycle(row) for row in rows}
+
+    def lifecycle(self, mac: str) -> Lifecycle | None:
+        try:
+            rows = list(self.db.query("SELECT * FROM lifecycle WHERE mac = ?", [mac]))
+        except sqlite3.OperationalError:
+            return None
+        return _lifecycle(rows[0]) if rows else None
+
+    def put_lifecycles(self, records: list[Lifecycle]) -> None:
+        """Store lifecycles (one transaction); those of phones no longer stored are skipped."""
+        with self.db.conn:
+            known = {r["mac"] for r in self.db.query("SELECT mac FROM phones")}
+            rows = [{**attrs.asdict(r), "warned": int(r.warned)} for r in records if r.mac in known]
+            if rows:
+                self.db["lifecycle"].upsert_all(rows, pk="mac")
+
     def set_setting(self, key: str, value: str) -> None:
         with self.db.conn:
             self.db["settings"].upsert({"key": key, "value": value}, pk="key")
@@ -434,3 +460,10 @@ class Database:
             return None
         row = rows[0]
         return {"hw_id": row["hw_id"], "device": json.loads(row["device"]), "time": row["time"]}
+
+
+def _lifecycle(row: dict[str, Any]) -> Lifecycle:
+    values = {f.name: row.get(f.name) for f in attrs.fields(Lifecycle)}
+    values = {k: v for k, v in values.items() if v is not None}
+    values["warned"] = bool(values.get("warned"))
+    return Lifecycle(**values)

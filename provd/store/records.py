@@ -47,3 +47,32 @@ class PhoneRecord:
         """A provisioning code Devices has not answered yet: identify with it (keeping any
         stored password for a challenge) until a new password is committed."""
         return bool(self.code) and self.code != self.password_code
+
+
+#: Lifecycle states in order: ``pending`` (stored, Devices not done), ``provisioned``
+#: (Devices admitted it and sent its configuration), ``fetched`` (it got its file),
+#: ``registered`` (the PBX shows its registration, PbxAdminApi ``GetRegs``).
+LIFECYCLE_STATES = ("pending", "provisioned", "fetched", "registered")
+
+
+@frozen(kw_only=True)
+class Lifecycle:
+    """Where a phone is on its way to a working registration, with when each step
+    happened (UNIX seconds; 0 = not yet) and the last error (log-safe)."""
+
+    mac: str
+    state: str = "pending"
+    #: When the phone entered ``state``.
+    since: float = 0.0
+    provisioned_at: float = 0.0
+    #: The last fetch of its file.
+    fetched_at: float = 0.0
+    #: When the PBX was first seen showing its registration (since it last registered).
+    registered_at: float = 0.0
+    #: The last answer from the PBX about it (GetRegs).
+    checked_at: float = 0.0
+    #: The address of its registration, as the PBX shows it.
+    addr: str = ""
+    error: str = ""
+    #: The "fetched but not registered" warning was logged (cleared once it registers).
+    warned: bool = False

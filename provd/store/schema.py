@@ -87,6 +87,25 @@ def _v4(db: sqlite_utils.Database) -> None:
 
 
 def _v5(db: sqlite_utils.Database) -> None:
+    """Per-phone lifecycle (pending → provisioned → fetched → registered) with times."""
+    db["lifecycle"].create(
+        {
+            "mac": str,
+            "state": str,
+            "since": float,
+            "provisioned_at": float,
+            "fetched_at": float,
+            "registered_at": float,
+            "checked_at": float,
+            "addr": str,
+            "error": str,
+            "warned": int,
+        },
+        pk="mac",
+    )
+
+
+def _v6(db: sqlite_utils.Database) -> None:
     """``DeviceProvisioned`` events of provd's Devices API session (spec section 5): which
     device used a provisioning code provd asked for, and when."""
     db["devices_provisioned"].create(
@@ -95,7 +114,7 @@ def _v5(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 VERSION = len(MIGRATIONS)
 
 

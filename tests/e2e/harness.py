@@ -58,6 +58,7 @@ class ProvdProcess(DaemonChild):
         level: str = "info",
         extra: str = "",
         provisioning: str = "",
+        phones: str = "",
     ) -> None:
         super().__init__(workdir / "provd.toml", cwd=workdir)
         self.workdir = workdir
@@ -68,13 +69,15 @@ class ProvdProcess(DaemonChild):
         self.extra = extra
         #: Further ``[provisioning]`` lines (``key = value\n``...), e.g. ping settings.
         self.provisioning = provisioning
+        #: Further ``[phones]`` lines (``key = value\n``...), e.g. ``sip_transport``.
+        self.phones_lines = phones
         self.port = 0
 
     def write_config(self) -> None:
         self.config_path.write_text(
             f'[appservice]\nlisten = "127.0.0.1:{self.port}"\n'
             f'password = "{self.password}"\nlogin_timeout = 5.0\n'
-            '[phones]\nlisten = "127.0.0.1:0"\n'
+            '[phones]\nlisten = "127.0.0.1:0"\n' + self.phones_lines + "\n"
             f'[store]\npath = "{self.workdir / "provd.db"}"\n'
             f'[log]\nlevel = "{self.level}"\nformat = "kv"\n'
             "[provisioning]\ntimeout = 15.0\nbackoff_initial = 0.05\nbackoff_cap = 0.5\n"

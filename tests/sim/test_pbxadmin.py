@@ -151,3 +151,25 @@ class TestOnTheWire:
         assert isinstance(got, GetNodeInfoResult) and got.src == "n"
         assert isinstance(info, PbxInfo) and "PbxAdminApi" not in info.apis
         assert sim.pbxadmin.requests == []
+
+
+async def test_sim_ctl_register_unregister_never_register():
+    """`provd sim ctl register|unregister|never-register` drive the registrations table."""
+    from provd.sim.control import handlers
+
+    sim = Simulator(sim_config())
+    sim.pbxadmin.ensure_user(mac=MAC, cn="Emil", h323="emil", hw=MAC)
+    ctl = handlers(sim)
+    assert await ctl["register"]({"mac": "00:04:F2:AA:00:05", "addr": "192.0.2.9:5060"}) == {
+        "ok": True,
+        "hw": MAC,
+        "addr": "192.0.2.9:5060",
+    }
+    status = await ctl["status"]({})
+    assert status["registrations"] == [{"cn": "Emil", "hw": MAC, "addr": "192.0.2.9:5060"}]
+    assert await ctl["unregister"]({"mac": MAC}) == {"ok": True, "removed": True}
+    assert await ctl["never-register"]({"mac": MAC}) == {"ok": True}
+    assert sim.pbxadmin.phone_fetched(MAC) is None
+    unknown = await ctl["register"]({"mac": "0004f2ffffff"})
+    assert unknown["ok"] is False and "no PBX user object" in unknown["error"]
+    assert (await ctl["register"]({}))["ok"] is False  # mac missing: an error answer
