@@ -1,4 +1,4 @@
-"""Issue 11, "Done when": a phone added with ``provd phones add`` gets provisioned.
+"""Issue 11, "Done when": a phone added with ``provd phones add`` reaches ``registered``.
 
 The real daemon (a child process) with the simulator around it; the operator commands run
 as subprocesses against the daemon's control socket. One daemon for the whole story: a
@@ -32,13 +32,14 @@ async def run_cli(provd, *args):
 
 async def test_phone_added_from_the_cli_is_provisioned_and_served(tmp_path, nursery):
     """phones add: Devices sees the identify with provd's code (DeviceProvisioned stored),
-    the phone's file is served with the password, the phone registers at the PBX; a CSV
+    the phone's file is served with the password, the phone registers at the PBX and its
+    lifecycle reaches registered; a CSV
     adds a second phone and reports its bad row by line and column. The password is in no
     log line and no output."""
     with trio.fail_after(90):
         sim = Simulator(sim_config(pbx={"users": USERS}), backoff=Backoff(initial=0.05, cap=0.3))
         await nursery.start(sim.run)
-        provd = ProvdProcess(tmp_path)
+        provd = ProvdProcess(tmp_path, extra="[registration]\nretry_interval = 0.2\n")
         await provd.start(nursery)
         sim.set_provd(provd.appservice_url + "provd")
         await provd.wait_for("event=pbx.devices_service")
@@ -63,10 +64,14 @@ async def test_phone_added_from_the_cli_is_provisioned_and_served(tmp_path, nurs
         assert code.sip == "alice" and code.code in added.stdout
         await provd.wait_for(f"event=devices_api.device_provisioned code={code.code}")
 
+        mark = len(provd.lines)
         response = await sim.fetch_file(provd.phones_url, Vendor.YEALINK, MAC)
         assert response.status_code == 200
         assert PASSWORD in response.text or "Add-Sip-Pwd-&lt;&amp;9" in response.text
-        await sim.wait_registered(MAC)
+        await sim.wait_registered(MAC)  # the simulated phone registered at the PBX...
+        await provd.wait_for(  # ...and provd saw it there (PbxAdminApi GetRegs)
+            f"event=phone.lifecycle mac={MAC} from=fetched to=registered", after=mark
+        )
 
         shown = await run_cli(provd, "devices", "provisioned", code.code)
         assert shown.returncode == 0, shown.stderr
