@@ -24,9 +24,11 @@ at all. Due phones are handed out grouped by user (one ``GetRegs`` per user ``cn
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import attrs
 import structlog
@@ -80,6 +82,11 @@ class LifecycleBook:
         self.targets: dict[str, Target] = {}
         #: Next check per MAC (absent: none planned, e.g. pending or in flight).
         self.due: dict[str, float] = {}
+        #: ``(when, mac)``, a min-heap over ``due`` (entries ``due`` no longer holds are
+        #: skipped when they come up).
+        self._heap: list[tuple[float, str]] = []
+        #: MACs by user ``cn`` (one GetRegs answers for all of them).
+        self._by_cn: dict[str, set[str]] = {}
         #: MACs whose lifecycle changed since the last :meth:`take_dirty`.
         self.dirty: set[str] = set()
         #: Called after every change that may move the next due time earlier.
@@ -96,40 +103,48 @@ class LifecycleBook:
             self.on_record(record)
             life = self.phones[record.mac]
             if life.state == "fetched":
-                self.due[record.mac] = now + s.retry_interval
+                self._plan(record.mac, now + s.retry_interval)
             elif life.state in ("provisioned", "registered"):
                 # spread over one interval, so a restart does not ask about all at once
-                self.due[record.mac] = now + self._rng.uniform(0, s.check_interval)
+                self._plan(record.mac, now + self._rng.uniform(0, s.check_interval))
 
     def on_record(self, record: PhoneRecord) -> None:
         """A phone record as stored now (provisioned or not)."""
         mac = record.mac
-        self.targets[mac] = target_of(record)
+        target = target_of(record)
+        old = self.targets.get(mac)
+        if old != target:
+            if old is not None:
+                self._by_cn.get(old.cn, set()).discard(mac)
+            self._by_cn.setdefault(target.cn, set()).add(mac)
+            self.targets[mac] = target
         life = self.phones.get(mac) or Lifecycle(mac=mac)
         now = self._clock()
+        changes: dict[str, Any] = {}
         if record.state != "provisioned":
             if life.state != "pending":
-                life = self._move(life, "pending", now)
                 # a new provisioning starts a new cycle
-                life = attrs.evolve(
-                    life,
+                changes.update(
+                    self._move(life, "pending", now),
                     provisioned_at=0.0,
                     fetched_at=0.0,
                     registered_at=0.0,
                     addr="",
                     warned=False,
                 )
-            error = record.error if record.state == "failed" else life.error
-            life = attrs.evolve(life, error=error)
+            if record.state == "failed" and record.error != life.error:
+                changes["error"] = record.error
             self.due.pop(mac, None)
         elif life.state == "pending":
-            life = attrs.evolve(self._move(life, "provisioned", now), provisioned_at=now, error="")
-            self.due[mac] = now + self._settings().check_interval
-        self._put(life)
+            changes.update(self._move(life, "provisioned", now), provisioned_at=now, error="")
+            self._plan(mac, now + self._settings().check_interval)
+        self._put(life, changes)
 
     def on_remove(self, mac: str) -> None:
         self.phones.pop(mac, None)
-        self.targets.pop(mac, None)
+        old = self.targets.pop(mac, None)
+        if old is not None:
+            self._by_cn.get(old.cn, set()).discard(mac)
         self.due.pop(mac, None)
         self.dirty.discard(mac)
 
@@ -138,13 +153,14 @@ class LifecycleBook:
         life = self.phones.get(mac)
         if life is None or life.state == "pending":
             return  # only provisioned phones get a file
-        s = self._settings()
-        life = attrs.evolve(life, fetched_at=max(life.fetched_at, when))
+        changes: dict[str, Any] = {}
+        if when > life.fetched_at:
+            changes["fetched_at"] = when
         if life.state == "provisioned":
-            life = self._move(life, "fetched", when)
-            self.due[mac] = min(self.due.get(mac, math.inf), when + s.retry_interval)
-            self.on_change()
-        self._put(life)
+            changes.update(self._move(life, "fetched", when))
+            retry = when + self._settings().retry_interval
+            self._plan(mac, min(self.due.get(mac, math.inf), retry))
+        self._put(life, changes)
 
     def on_regs(self, macs: Iterable[str], result: GetRegsResult) -> None:
         """The PBX's current registrations of the user of ``macs``."""
@@ -154,15 +170,15 @@ class LifecycleBook:
             if life is None or target is None:
                 continue
             reg = result.find(target.hw) or (result.find(mac) if target.hw != mac else None)
-            life = attrs.evolve(life, checked_at=now, error="" if reg else life.error)
+            changes: dict[str, Any] = {"checked_at": now}
             if reg is not None:
-                life = self._registered(life, target, reg, now)
+                changes.update(self._registered(life, target, reg, now))
             elif life.state == "registered":
                 log.info("phone.registration_lost", mac=mac, user=target.user, addr=life.addr)
-                life = attrs.evolve(self._move(life, "fetched", now), addr="")
+                changes.update(self._move(life, "fetched", now), addr="")
             elif life.state == "fetched":
-                life = self._maybe_warn(life, target, now)
-            self._put(life)
+                changes.update(self._maybe_warn(life, target, now))
+            self._put(life, changes)
             self._schedule(mac, now)
 
     def on_check_failed(self, macs: Iterable[str], error: str) -> None:
@@ -174,38 +190,38 @@ class LifecycleBook:
                 continue
             if life.error != error:
                 log.info("registration.check_failed", mac=mac, user=target.user, error=error)
-            self._put(attrs.evolve(life, error=error))
+            self._put(life, {"error": error})
             self._schedule(mac, now)
 
     # --- scheduling ------------------------------------------------------------------------
 
     def next_due(self) -> float | None:
-        return min(self.due.values(), default=None)
+        heap = self._heap
+        while heap and self.due.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)  # stale: replanned, taken or removed since
+        return heap[0][0] if heap else None
 
     def due_groups(self, limit: int | None = None) -> list[tuple[Target, list[str]]]:
         """Phones due now, grouped by user (at most ``limit`` groups); taken out of the
         schedule until their answer (or failure) comes in."""
         now = self._clock()
         groups: dict[str, tuple[Target, list[str]]] = {}
-        for mac, when in sorted(self.due.items(), key=lambda item: item[1]):
-            if when > now:
+        while (when := self.next_due()) is not None and when <= now:
+            if limit is not None and len(groups) >= limit:
                 break
+            _when, mac = heapq.heappop(self._heap)
             target = self.targets.get(mac)
             if target is None:
-                self.due.pop(mac)
-                continue
-            if target.cn not in groups:
-                if limit is not None and len(groups) >= limit:
-                    break
-                groups[target.cn] = (target, [])
-            groups[target.cn][1].append(mac)
-        # Others of a user are answered by the same GetRegs.
-        for mac, target in self.targets.items():
-            if target.cn in groups and mac in self.due and mac not in groups[target.cn][1]:
-                groups[target.cn][1].append(mac)
-        for _target, macs in groups.values():
-            for mac in macs:
                 self.due.pop(mac, None)
+                continue
+            # the user's other phones (due or not) are answered by the same GetRegs
+            macs = sorted(m for m in self._by_cn.get(target.cn, ()) if m in self.due)
+            for m in macs:
+                self.due.pop(m, None)
+            if target.cn in groups:
+                groups[target.cn][1].extend(macs)
+            else:
+                groups[target.cn] = (target, macs)
         return list(groups.values())
 
     def reschedule(self, macs: Iterable[str]) -> None:
@@ -232,16 +248,19 @@ class LifecycleBook:
 
     # --- internals -------------------------------------------------------------------------
 
-    def _put(self, life: Lifecycle) -> None:
-        if self.phones.get(life.mac) != life:
-            self.phones[life.mac] = life
-            self.dirty.add(life.mac)
+    def _put(self, life: Lifecycle, changes: dict[str, Any]) -> None:
+        """Store ``life`` with ``changes`` (one evolve); marks it dirty if it changed."""
+        if life.mac in self.phones and all(getattr(life, k) == v for k, v in changes.items()):
+            return
+        self.phones[life.mac] = attrs.evolve(life, **changes) if changes else life
+        self.dirty.add(life.mac)
 
-    def _move(self, life: Lifecycle, to: str, now: float) -> Lifecycle:
+    def _move(self, life: Lifecycle, to: str, now: float) -> dict[str, Any]:
+        """The changes of a transition to ``to``, logged."""
         log.info("phone.lifecycle", mac=life.mac, **{"from": life.state, "to": to})
-        return attrs.evolve(life, state=to, since=now)
+        return {"state": to, "since": now}
 
-    def _registered(self, life: Lifecycle, target: Target, reg: Reg, now: float) -> Lifecycle:
+    def _registered(self, life: Lifecycle, target: Target, reg: Reg, now: float) -> dict[str, Any]:
         if life.warned:
             log.info(
                 "phone.not_registered_cleared",
@@ -250,16 +269,17 @@ class LifecycleBook:
                 addr=reg.addr,
                 after=round(now - life.since, 1),
             )
+        changes: dict[str, Any] = {"addr": reg.addr, "warned": False, "error": ""}
         if life.state != "registered":
-            life = attrs.evolve(self._move(life, "registered", now), registered_at=now)
+            changes.update(self._move(life, "registered", now), registered_at=now)
         elif life.addr != reg.addr:
             log.info("phone.registration_moved", mac=life.mac, addr=reg.addr, was=life.addr)
-        return attrs.evolve(life, addr=reg.addr, warned=False, error="")
+        return changes
 
-    def _maybe_warn(self, life: Lifecycle, target: Target, now: float) -> Lifecycle:
+    def _maybe_warn(self, life: Lifecycle, target: Target, now: float) -> dict[str, Any]:
         waited = now - life.since
         if life.warned or waited < self._settings().warn_after:
-            return life
+            return {}
         log.warning(
             "phone.not_registered",
             mac=life.mac,
@@ -270,7 +290,7 @@ class LifecycleBook:
             hint=NOT_REGISTERED_HINT,
         )
         error = f"fetched its file {waited:.0f} s ago but not registered at the PBX"
-        return attrs.evolve(life, warned=True, error=error)
+        return {"warned": True, "error": error}
 
     def _schedule(self, mac: str, now: float) -> None:
         life = self.phones.get(mac)
@@ -284,4 +304,12 @@ class LifecycleBook:
                 when = min(when, max(now, life.since + s.warn_after))
         else:
             when = now + s.check_interval
+        self._plan(mac, when)
+
+    def _plan(self, mac: str, when: float) -> None:
+        """Check ``mac`` at ``when``; wakes the checker when that is the earliest check."""
+        earliest = self.next_due()
         self.due[mac] = when
+        heapq.heappush(self._heap, (when, mac))
+        if earliest is None or when < earliest:
+            self.on_change()

@@ -303,3 +303,81 @@ class TestChecker:
         updates = [r for _t, r in session.asked if isinstance(r, UpdateObject)]
         assert len(updates) == (1 if tcp else 0)
         assert bool([e for e in logs if e["event"] == "pbx.device_tls_cleared"]) == tcp
+
+
+async def test_error_answer_kept_as_last_error(nursery, autojump_clock):
+    """A PBX that answers GetRegs with an error (unknown object): the phone stays fetched,
+    the error is its last error (logged once), it is asked again later."""
+    state = PbxAdminState(PbxConfig(admin_not_found="error", numeric_errors=True))
+    session = FakePbxSession(state)
+    c, _writes = checker([session])
+    await nursery.start(c.run)
+    mac = "000000000009"
+    c.phone_changed(mac, record(mac=mac, state="pending", cn="Nobody"))
+    c.phone_changed(mac, record(mac=mac, cn="Nobody"))
+    with capture_logs() as logs:
+        c.fetched(
+            [
+                FetchRecord(
+                    time=trio.current_time(),
+                    address="a",
+                    user_agent="",
+                    vendor="v",
+                    model=None,
+                    firmware=None,
+                    file="f",
+                    mac=mac,
+                )
+            ]
+        )
+        await trio.sleep(3.5)
+    life = c.book.phones[mac]
+    assert life.state == "fetched"
+    assert life.error == "PBX refused GetRegs: object not found (error 1)"
+    assert len(session.asked) >= 3  # asked again every retry_interval
+    assert len([e for e in logs if e["event"] == "registration.check_failed"]) == 1
+
+
+def test_registration_config_validated_naming_the_key():
+    from provd.config import ConfigError
+
+    for key in ("check_interval", "retry_interval", "warn_after", "max_per_second"):
+        with pytest.raises(ConfigError, match=rf"registration\.{key}: must be positive"):
+            Config.from_mapping({"registration": {key: 0}})
+    with pytest.raises(ConfigError, match=r"pbx\.fix_device_flags: must be bool"):
+        Config.from_mapping({"pbx": {"fix_device_flags": "yes"}})
+
+
+async def test_pbx_admin_used_only_when_pbxinfo_lists_it(tmp_path, nursery):
+    """The daemon's client is available only on a PBX session whose PbxInfo lists
+    PbxAdminApi (the offered case: tests/e2e/test_registration.py); without it the PBX is
+    asked nothing and one info line says why."""
+    from provd.actors.daemon import Daemon
+    from provd.actors.pbxadmin import PbxAdminUnavailable
+    from provd.backoff import Backoff
+    from provd.sim import SimConfig, Simulator
+
+    from .conftest import PASSWORD, make_config
+
+    daemon = Daemon(make_config(tmp_path))
+    pbx_info = trio.Event()
+    daemon.app_ctx.pbx_listeners.append(pbx_info.set)
+    with capture_logs() as logs:
+        bound = await nursery.start(daemon.run)
+        sim = Simulator(
+            SimConfig.from_mapping(
+                {"provd": {"url": None, "password": PASSWORD}, "pbx": {"admin_api": False}}
+            ),
+            backoff=Backoff(initial=0.05, cap=0.2),
+        )
+        await nursery.start(sim.run)
+        sim.set_provd(bound.appservice_url + "provd")
+        with trio.fail_after(10):
+            await pbx_info.wait()  # PbxInfo handled
+        assert daemon.app_ctx.pbx_sessions and daemon.pbx_admin.available is False
+        with pytest.raises(PbxAdminUnavailable):
+            await daemon.pbx_admin.get_regs(cn="Alice A")
+        assert sim.pbxadmin.requests == []
+    unavailable = [e for e in logs if e["event"] == "pbx.admin_api_unavailable"]
+    assert len(unavailable) == 1
+    daemon.shutdown()
