@@ -78,6 +78,8 @@ class AppServiceContext:
     #: The PBX's node info and favourites (:class:`~provd.actors.pbxdata.PbxData`), when
     #: the daemon keeps them.
     pbx_data: Any = None
+    #: Set (and replaced) whenever a PBX session comes or goes.
+    pbx_change: trio.Event = attrs.field(init=False, factory=trio.Event)
     #: Called (no arguments) whenever a PBX session announced itself with ``PbxInfo``.
     pbx_listeners: list[Callable[[], None]] = attrs.field(factory=list)
 
@@ -95,6 +97,13 @@ class AppServiceContext:
     def current_pbx(self) -> AppSession | None:
         """The newest live PBX session (for service logins), if any."""
         return self.pbx_sessions[-1] if self.pbx_sessions else None
+
+    def pbx_sessions_changed(self) -> None:
+        self.pbx_change.set()
+        self.pbx_change = trio.Event()
+
+    async def wait_pbx_changed(self) -> None:
+        await self.pbx_change.wait()
 
     def pbx_admin_session(self) -> AppSession | None:
         """The newest live PBX session that offers PbxAdminApi (``PbxInfo.apis``), if any."""
@@ -143,6 +152,8 @@ class AppSession:
         #: Set once provd subscribed to Services here: only then is a ServicesInfo trusted.
         self._subscribed_services = False
         self._pbx_name = "?"
+        #: The PbxInfo of a PBX App-object session (None for other logins).
+        self.pbx_info: PbxInfo | None = None
         #: The APIs the PBX offers on this connection (``PbxInfo.apis``).
         self.pbx_apis: tuple[str, ...] = ()
         self._refused_urls: set[str] = set()
@@ -198,6 +209,7 @@ class AppSession:
             self.tracker.fail_all()
             if self in self.ctx.pbx_sessions:
                 self.ctx.pbx_sessions.remove(self)
+                self.ctx.pbx_sessions_changed()
 
     async def _keepalive(self, scope: trio.CancelScope) -> None:
         """Websocket pings; a session whose peer stopped answering is closed."""
@@ -273,8 +285,10 @@ class AppSession:
 
     async def _on_pbx_info(self, msg: PbxInfo) -> None:
         self._pbx_name = msg.pbx or msg.domain or "?"
+        self.pbx_info = msg
         if self not in self.ctx.pbx_sessions:
             self.ctx.pbx_sessions.append(self)
+            self.ctx.pbx_sessions_changed()
         log.info("pbx.info", domain=msg.domain, pbx=msg.pbx, apis=",".join(msg.apis))
         self.pbx_apis = msg.apis
         if not self.offers_pbx_admin:
@@ -367,16 +381,15 @@ class AppSession:
                 await self._result(msg, outcome.error)
 
     async def _provision_phone(self, mac: str, msg: ProvisioningPhone) -> Outcome:
-        phones = self.ctx.phones
         password = msg.password
         if msg.password_encrypted:
             try:
                 password = crypto.app_decrypt(msg.seed1, self.session_key, msg.password)
             except ProtocolError as exc:
                 return Outcome(ok=False, error=f"password does not decrypt: {exc.reason}")
-        register_secret(password, owner=mac)
-        record, new_code = await phones.store.call(
-            lambda db: db.upsert_phone(
+        return await provision_phone(
+            self.ctx,
+            PhoneRequest(
                 mac=mac,
                 code=msg.code,
                 hwid=msg.hwid,
@@ -385,24 +398,7 @@ class AppSession:
                 password=password,
                 domain=msg.domain,
                 dns=msg.dns,
-            )
-        )
-        phones.directory.put(record)
-        log.info("provisioning.stored", new_code=new_code, state=record.state)
-        if record.state == "provisioned" and not new_code:
-            return Outcome(ok=True)  # a repeated request: idempotent
-        if new_code or record.state == "failed" or not self.ctx.supervisor.is_running(mac):
-            if record.state == "failed":
-                await phones.store.call(lambda db: db.set_state(mac, "pending"))
-                current = phones.directory.get(mac) or record  # as it is now, after the await
-                phones.directory.put(attrs.evolve(current, state="pending", error=""))
-            phones.outcomes.reset(mac, msg.code)
-            self.ctx.supervisor.start(mac)
-        timeout = phones.config.provisioning.timeout
-        with trio.move_on_after(timeout):
-            return await phones.outcomes.wait(mac, msg.code)
-        return Outcome(
-            ok=False, error=f"Devices did not complete the registration in {timeout:g} s"
+            ),
         )
 
     async def _result(self, msg: ProvisioningPhone, error: str | None) -> None:
@@ -410,3 +406,59 @@ class AppSession:
             await self.send(msg.reply(ProvisioningPhoneResult, result="ok"))
         else:
             await self.send(msg.reply(ProvisioningPhoneResult, result="error", error=error))
+
+
+@attrs.frozen
+class PhoneRequest:
+    """One phone to provision, as a ``ProvisioningPhone`` says it (password decrypted), or
+    as ``provd phones add`` put it together from Devices and the PBX."""
+
+    mac: str
+    code: str
+    hwid: str = ""
+    usename: str = ""
+    cn: str = ""
+    password: str = attrs.field(default="", repr=False)
+    domain: str = ""
+    dns: str = ""
+
+
+async def provision_phone(ctx: AppServiceContext, request: PhoneRequest) -> Outcome:
+    """Store the phone, (re)start its actor and wait for its first registration with Devices.
+
+    The one path for ``ProvisioningPhone`` and ``provd phones add``. Idempotent: the same
+    request again answers ok without a new registration.
+
+    Raises:
+        StoreError: the store refused the write (nothing changed).
+    """
+    phones = ctx.phones
+    mac, password = request.mac, request.password
+    register_secret(password, owner=mac)
+    record, new_code = await phones.store.call(
+        lambda db: db.upsert_phone(
+            mac=mac,
+            code=request.code,
+            hwid=request.hwid,
+            usename=request.usename,
+            cn=request.cn,
+            password=password,
+            domain=request.domain,
+            dns=request.dns,
+        )
+    )
+    phones.directory.put(record)
+    log.info("provisioning.stored", new_code=new_code, state=record.state)
+    if record.state == "provisioned" and not new_code:
+        return Outcome(ok=True)  # a repeated request: idempotent
+    if new_code or record.state == "failed" or not ctx.supervisor.is_running(mac):
+        if record.state == "failed":
+            await phones.store.call(lambda db: db.set_state(mac, "pending"))
+            current = phones.directory.get(mac) or record  # as it is now, after the await
+            phones.directory.put(attrs.evolve(current, state="pending", error=""))
+        phones.outcomes.reset(mac, request.code)
+        ctx.supervisor.start(mac)
+    timeout = phones.config.provisioning.timeout
+    with trio.move_on_after(timeout):
+        return await phones.outcomes.wait(mac, request.code)
+    return Outcome(ok=False, error=f"Devices did not complete the registration in {timeout:g} s")

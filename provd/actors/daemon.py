@@ -55,10 +55,10 @@ from ..store.actor import Store, StoreError
 from ..store.lock import DatabaseLock
 from ..transport import serve
 from ..transport.tls import context_for
-from . import control
+from . import control, devices_control
 from .admin import AdminApi, ObservedDirectory
 from .appservice import AppServiceContext, handle_connection
-from .devices_api import DevicesApi
+from .devices_api import DevicesApi, DevicesSession
 from .observe import Observability
 from .pbxadmin import PbxAdminClient
 from .pbxdata import PbxData
@@ -197,6 +197,14 @@ class Daemon:
         self.phones_ctx.devices_api = DevicesApi(
             self.locator, self.app_ctx.current_pbx, self._devices_tls
         )
+        self.devices_session = DevicesSession(
+            self.locator,
+            self.app_ctx.current_pbx,
+            self.app_ctx.wait_pbx_changed,
+            self.store,
+            self._devices_session_settings,
+            self._devices_tls,
+        )
         #: PbxAdminApi on the newest PBX session offering it (spec 8.4).
         self.pbx_admin = PbxAdminClient(self.app_ctx.pbx_admin_session)
         #: Each phone's lifecycle, registrations checked through PbxAdminApi.
@@ -228,6 +236,11 @@ class Daemon:
         """The client TLS context for a Devices URL, from the live config."""
         d = self.config.devices
         return context_for(url, ca_file=d.ca_file, verify=d.verify)
+
+    def _devices_session_settings(self) -> tuple[float, float, float, float]:
+        """Pings of an AppWebsocket session, back-off of the phone actors (live config)."""
+        a, p = self.config.appservice, self.config.provisioning
+        return a.ping_interval, a.ping_timeout, p.backoff_initial, p.backoff_cap
 
     async def run(self, *, task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until SIGTERM/SIGINT or :meth:`shutdown`.
@@ -312,6 +325,7 @@ class Daemon:
                 ),
             )
             inner.start_soon(self.app_ctx.throttle.run)
+            await inner.start(self.devices_session.run)
             await inner.start(self.fetches.run)
             await inner.start(self.registration.run)
             phones_urls = await _start_listener(
@@ -465,6 +479,7 @@ class Daemon:
             "keys": self._control_keys,
             "reload": self._control_reload,
             "actor": self._control_actor,
+            **devices_control.handlers(self),
         }
 
     async def _control_reload(self, _request: dict[str, Any]) -> dict[str, Any]:
@@ -495,6 +510,7 @@ class Daemon:
             "actors": self.supervisor.running,
             "reloads": self.reloads,
             "pbx_data": self.pbx_data.summary(),
+            "devices_session": self.devices_session.status.to_json(),
             "lifecycle": self.registration.book.counts(),
             "registration_checks": self.pbx_admin.available,
             "not_registered": [

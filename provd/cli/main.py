@@ -13,7 +13,17 @@ from .common import add_config_argument
 
 #: Modules under provd.cli that add a subcommand: each has ``register(subparsers)``, which
 #: adds its parser and sets ``handler`` (``args -> int``) as a default.
-COMMANDS = ("run", "sim", "demo", "phones", "status", "render", "reload", "check_config")
+COMMANDS = (
+    "run",
+    "sim",
+    "demo",
+    "phones",
+    "devices",
+    "status",
+    "render",
+    "reload",
+    "check_config",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

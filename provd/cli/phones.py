@@ -13,10 +13,11 @@ from ..phones.keys import OperatorKeys, keys_from
 from ..protocol import ProtocolError, normalize_mac
 from ..store.database import Database
 from .common import NoDatabase, add_config_argument, load_config, mask, open_readonly, table
+from .phones_add import cmd_add
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("phones", help="list, show or remove provisioned phones")
+    parser = subparsers.add_parser("phones", help="list, show, add or remove provisioned phones")
     add_config_argument(parser)
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = sub.add_parser("list", help="one line per phone")
@@ -42,6 +43,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     keys.add_argument("--set", nargs="+", metavar="KEY", help="the phone's own keys, in order")
     keys.add_argument("--clear", action="store_true", help="drop the phone's own keys")
     keys.set_defaults(handler=cmd_keys)
+    add = sub.add_parser(
+        "add",
+        allow_abbrev=False,  # "--password X" must fail, not become --password-file X
+        help="provision a phone (or a CSV of them) without the Users service",
+        description="Provision a phone for a PBX user: the daemon gets a code from Devices, "
+        "the user's names and device entry from the PBX (PbxAdminApi), and registers the "
+        "phone. The SIP password is prompted for (no echo) or read from --password-file; "
+        "it is never an argument. --csv FILE adds many: columns "
+        "mac,user,category[,hwid][,password], an optional header line naming them.",
+    )
+    add_config_argument(add)
+    add.add_argument("mac", nargs="?", help="the phone's MAC address")
+    add.add_argument("--user", help="the PBX user's SIP name")
+    add.add_argument("--category", help="the Devices category for the code")
+    add.add_argument("--hwid", help="the hardware id of the user's device entry (default: the MAC)")
+    add.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="read the SIP password from the first line of FILE (default: prompt)",
+    )
+    add.add_argument("--csv", metavar="FILE", help="add the phones listed in FILE")
+    add.set_defaults(handler=cmd_add)
     remove = sub.add_parser("remove", help="forget a phone and stop its actor")
     add_config_argument(remove)
     remove.add_argument("mac")

@@ -61,6 +61,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"               last error {_ago(devices['last_error_time'])}: "
                 f"{devices['last_error']}"
             )
+    session = answer.get("devices_session")
+    if session and session.get("state") != "idle":
+        detail = f" ({session['error']})" if session.get("error") else ""
+        print(f"Devices API    session {session['state']}{detail}")
     print(f"phones         {answer['phones']} ({states}); online {answer['online']}")
     print(f"actors         {answer['actors']}")
     if "lifecycle" in answer:

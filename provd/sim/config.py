@@ -230,6 +230,10 @@ class DevicesConfig:
     #: Most websocket connections (sysclients and API sessions) the listener holds at
     #: once; more are refused (and logged, aggregated). A real Devices serves far more.
     max_connections: int = 100000
+    #: Devices API requests answered with an error instead (request ``mt`` → error text),
+    #: e.g. ``{GetProvisioningCode = "no licence"}``: SDK ``doc/service/Devices.htm`` gives
+    #: every result an optional ``error``.
+    api_errors: dict[str, str] = attrs.field(factory=dict)
 
 
 @frozen(kw_only=True)
@@ -348,6 +352,14 @@ class SimConfig:
         ):
             if getattr(self.devices, key) not in allowed:
                 raise ConfigError(f"devices.{key}: expected {' or '.join(allowed)}")
+        from .devices_api import ERROR_REPLIES
+
+        for mt, text in self.devices.api_errors.items():
+            if mt not in ERROR_REPLIES:
+                known = ", ".join(ERROR_REPLIES)
+                raise ConfigError(f"devices.api_errors.{mt}: not a Devices API request ({known})")
+            if not isinstance(text, str) or not text:
+                raise ConfigError(f"devices.api_errors.{mt}: expected a non-empty string")
         if self.devices.password_mid_session < 0:
             raise ConfigError("devices.password_mid_session: must be 0 or more")
         for i, domain in enumerate(self.devices.domains):

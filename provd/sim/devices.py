@@ -134,6 +134,9 @@ class DevicesApp:
         self.violations: list[tuple[str, str]] = []
         #: Sysclients refused but kept open (``refused = "keep"``), by first identify's id.
         self.kept_refused: list[str] = []
+        #: Devices API requests answered with an error (``devices.api_errors``; shared by
+        #: every session, changed at runtime by ``Faults.devices_api_error``).
+        self.api_errors: dict[str, str] = dict(config.api_errors)
 
     # --- observable state ------------------------------------------------------------------
 
@@ -289,6 +292,7 @@ class DevicesApp:
             admin=login.domain == self.config.instance_domain,
             categories_per_result=self.config.categories_per_result,
             passthrough_base=self.addresses.passthrough_base if self.addresses else "",
+            errors=self.api_errors,
         )
         log.info(
             "devices.api.logged_in",

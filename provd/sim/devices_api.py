@@ -9,6 +9,7 @@ session asked for was used.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from ..protocol.messages import (
     DeviceProvisioned,
@@ -32,6 +33,8 @@ class DevicesApiSession:
     admin: GetLoginInfo's ``admin`` (a login for the instance domain).
     categories_per_result: split category lists into results of this many.
     passthrough_base: ``http://host:port/<path>passthrough/`` for ``Device.uri``.
+    errors: request ``mt`` → error text to answer instead (``devices.api_errors``; read at
+        each request, so a shared dict changed at runtime applies at once).
     """
 
     def __init__(
@@ -42,12 +45,14 @@ class DevicesApiSession:
         admin: bool,
         categories_per_result: int = 2,
         passthrough_base: str = "",
+        errors: dict[str, str] | None = None,
     ) -> None:
         self._domain = domain
         self.key, self.domain_id = domain.open_session(login_domain)
         self.admin = admin
         self._per_result = categories_per_result
         self._passthrough = passthrough_base
+        self._errors = errors if errors is not None else {}
         self._handlers: dict[type, Callable[[Message], list[Message]]] = {
             GetLoginInfo: self._login_info,
             GetProvisioningCategories: self._categories,
@@ -62,7 +67,12 @@ class DevicesApiSession:
     def handle(self, msg: Message) -> list[Message] | None:
         """The answers to ``msg``; None if this API does not know it (caller ignores it)."""
         handler = self._handlers.get(type(msg))
-        return handler(msg) if handler else None
+        if handler is None:
+            return None
+        error = self._errors.get(msg.MT)
+        if error:
+            return [ERROR_REPLIES[msg.MT](msg, error)]
+        return handler(msg)
 
     def device_provisioned(self, device: DeviceRecord, code: str) -> DeviceProvisioned:
         return DeviceProvisioned(code=code, device=self._view(device))
@@ -117,3 +127,15 @@ class DevicesApiSession:
             return [msg.reply(GetProvisionedDeviceResult, code=msg.code, error=str(exc))]
         view = self._view(device) if device else None
         return [msg.reply(GetProvisionedDeviceResult, code=msg.code, device=view)]
+
+
+#: How each request is answered with an error (``devices.api_errors``): its result with
+#: ``error`` set and nothing else (a category list ends there: ``last``). GetLoginInfoResult
+#: has no ``error`` member in the SDK, so GetLoginInfo always succeeds.
+ERROR_REPLIES: dict[str, Callable[[Any, str], Message]] = {
+    "GetProvisioningCategories": lambda m, e: m.reply(
+        GetProvisioningCategoriesResult, last=True, error=e
+    ),
+    "GetProvisioningCode": lambda m, e: m.reply(GetProvisioningCodeResult, error=e),
+    "GetProvisionedDevice": lambda m, e: m.reply(GetProvisionedDeviceResult, code=m.code, error=e),
+}

@@ -160,3 +160,16 @@ class Faults(FaultPlan):
         """An administrator adds the connected device to a domain during its session: a
         fresh sysclient password (0x0001) goes out now. None when it is not connected."""
         return await self._app().assign_password(mac)
+
+    def devices_api_error(self, request: str, error: str | None) -> None:
+        """Answer the Devices API ``request`` (its ``mt``, e.g. ``GetProvisioningCode``)
+        with ``error`` from now on, in every session; None: answer normally again."""
+        from .devices_api import ERROR_REPLIES
+
+        if request not in ERROR_REPLIES:
+            raise ValueError(f"{request}: not a Devices API request")
+        errors = self._app().api_errors
+        if error:
+            errors[request] = error
+        else:
+            errors.pop(request, None)

@@ -460,6 +460,33 @@ class Database:
                     ).fetchall()
         return {mac: int(revision) for mac, revision in rows}
 
+    # --- Devices API events ----------------------------------------------------------------
+
+    def record_device_provisioned(
+        self, code: str, hw_id: str, device: dict[str, Any], when: float | None = None
+    ) -> None:
+        """Keep a ``DeviceProvisioned`` event (one row per code; a repeat replaces it)."""
+        row = {
+            "code": code,
+            "hw_id": hw_id,
+            "device": json.dumps(device, sort_keys=True),
+            "time": self._clock() if when is None else when,
+        }
+        with self.db.conn:
+            self.db["devices_provisioned"].upsert(row, pk="code")
+
+    def device_provisioned(self, code: str) -> dict[str, Any] | None:
+        """The stored ``DeviceProvisioned`` event for ``code``: hw_id, device, time."""
+        rows = list(
+            self.db.query(
+                "SELECT hw_id, device, time FROM devices_provisioned WHERE code = ?", [code]
+            )
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return {"hw_id": row["hw_id"], "device": json.loads(row["device"]), "time": row["time"]}
+
 
 def _lifecycle(row: dict[str, Any]) -> Lifecycle:
     values = {f.name: row.get(f.name) for f in attrs.fields(Lifecycle)}

@@ -105,7 +105,16 @@ def _v5(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(db: sqlite_utils.Database) -> None:
+    """``DeviceProvisioned`` events of provd's Devices API session (spec section 5): which
+    device used a provisioning code provd asked for, and when."""
+    db["devices_provisioned"].create(
+        {"code": str, "hw_id": str, "device": str, "time": float},
+        pk="code",
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 VERSION = len(MIGRATIONS)
 
 
