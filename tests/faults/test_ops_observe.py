@@ -16,10 +16,10 @@ from structlog.testing import capture_logs
 from provd.actors.observe import Observability
 from provd.backoff import Backoff
 from provd.metrics import AccessLog, Metrics, RateLimit
-from provd.phones.http import Request, Response
 from provd.outage import OutageTracker
 from provd.phones import Vendor
 from provd.phones.examples import phone_request
+from provd.phones.http import Request, Response
 from provd.sim import Phone, Simulator
 
 from ..e2e.harness import ProvdProcess, cli, sim_config

@@ -127,7 +127,7 @@ class TestWire:
         client = await connect(Echo())
         with trio.fail_after(5):
             await client.send(b"GET /old HTTP/1.0\r\n\r\n")
-            status, headers, body = await client.response()
+            status, headers, _ = await client.response()
             assert await client.closed()
         assert status == 200 and headers["connection"] == "close"
 
