@@ -413,7 +413,7 @@ class _Connection:
                     try:
                         response = await handler.respond(request)
                     except Exception as exc:  # a bug in the handler: 500, keep serving others
-                        server.handler_failed(exc)
+                        server.failed("phones.handler_failed", exc)
                         response = _SERVER_ERROR
                         close = True
                     done.append((request, response, clock()))
@@ -424,7 +424,7 @@ class _Connection:
                         batch.clear()
                         if head_only:
                             response.body.file.close()  # type: ignore[union-attr]
-                        elif not await firmware.stream(response.body, io.send):  # type: ignore[arg-type]
+                        elif not await firmware.stream(response.body, self._send_chunk(io)):  # type: ignore[arg-type]
                             close = True
                     if close:
                         break
@@ -437,11 +437,24 @@ class _Connection:
                     await io.send(batch[0] if len(batch) == 1 else b"".join(batch))
                 sent = clock()
                 for request, response, responded in done:
-                    handler.finished(request, response, (received, responded, sent))
+                    try:
+                        handler.finished(request, response, (received, responded, sent))
+                    except Exception as exc:  # a bug in the access log: keep serving
+                        server.failed("phones.handler_failed", exc)
                 if close:
                     return
                 if not self.in_head:
                     self.deadline = trio.current_time() + limits.keepalive_timeout
+
+    def _send_chunk(self, io: _SocketIO | _StreamIO) -> Callable[[bytes], Awaitable[None]]:
+        """``io.send`` for a streamed body: each chunk gets ``send_timeout`` afresh."""
+        timeout = self.server.limits.send_timeout
+
+        async def send(chunk: bytes) -> None:
+            self.deadline = trio.current_time() + timeout
+            await io.send(chunk)
+
+        return send
 
     async def _send_final(self, io: _SocketIO | _StreamIO, response: Response) -> None:
         with contextlib.suppress(_Closed):
@@ -476,17 +489,14 @@ class HttpServer:
         self._failures = 0
         self._failure_logged = -1e9
 
-    def handler_failed(self, exc: Exception) -> None:
-        """An exception escaped the handler: one error line a minute, with the count."""
+    def failed(self, event: str, exc: Exception) -> None:
+        """A bug showed (an exception escaped the handler or a connection): one error line
+        a minute, with the count; the traceback at debug level."""
         self._failures += 1
         now = time.monotonic()
         if now - self._failure_logged >= 60.0:
-            log.error(
-                "phones.handler_failed",
-                error=f"{type(exc).__name__}: {exc}"[:300],
-                failures=self._failures,
-            )
-            log.debug("phones.handler_failed_traceback", exc_info=exc)
+            log.error(event, error=f"{type(exc).__name__}: {exc}"[:300], failures=self._failures)
+            log.debug(event + "_traceback", exc_info=exc)
             self._failure_logged = now
             self._failures = 0
 
@@ -516,6 +526,8 @@ class HttpServer:
             await conn.serve(io)
         except _Closed:
             pass
+        except Exception as exc:  # nothing one connection does ends the server
+            self.failed("phones.connection_failed", exc)
         finally:
             self.connections.discard(conn)
             await io.close()

@@ -184,6 +184,23 @@ class TestWire:
         [line] = [e for e in logs if e["event"] == "phones.handler_failed"]
         assert line["log_level"] == "error" and "handler bug" in line["error"]
 
+    async def test_access_log_failure_keeps_serving(self, connect):
+        """An exception in ``finished`` (the access log) is logged; the connection goes on."""
+
+        class Broken(Echo):
+            def finished(self, request, response, times) -> None:
+                raise ValueError("log bug")
+
+        client = await connect(Broken())
+        with capture_logs() as logs, trio.fail_after(5):
+            await client.send(get("/a"))
+            assert (await client.response())[2] == b"echo /a"
+            await client.send(get("/b"))
+            assert (await client.response())[2] == b"echo /b"
+        assert [e["error"] for e in logs if e["event"] == "phones.handler_failed"] == [
+            "ValueError: log bug"
+        ]
+
 
 class TestTimeouts:
     async def test_slowloris_closed_after_header_timeout(self, connect, autojump_clock):
