@@ -3,13 +3,16 @@ limits and timeouts on the wire; and the response cache of PhonesApp staying cor
 
 from __future__ import annotations
 
+import io
 import socket
 
 import attrs
 import pytest
+import structlog
 import trio
 from structlog.testing import capture_logs
 
+from provd import logs
 from provd.phones import CheckedRenderer, PhonesSettings
 from provd.phones.http import MAX_HEAD, HttpServer, Limits, Request, Response
 
@@ -305,3 +308,14 @@ class TestResponseCache:
         async with harness.client() as client:
             response = await client.get(self.PATH, headers={"user-agent": YEALINK_UA})
         assert response.status_code == 404 and harness.app.misses.count("192.0.2.10") == 1
+
+
+def test_debug_gate_follows_structlog():
+    """The hot path's debug check agrees with structlog's level, resets included."""
+    logs.configure("info", fmt="kv", stream=io.StringIO())
+    assert not logs.debug_enabled()
+    logs.configure("debug", fmt="kv", stream=io.StringIO())
+    assert logs.debug_enabled()
+    logs.configure("info", fmt="kv", stream=io.StringIO())
+    structlog.reset_defaults()
+    assert logs.debug_enabled()
