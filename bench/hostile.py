@@ -1,9 +1,13 @@
 """Hostile load: do real phones still get their files (and get provisioned) under attack?
 
-A real ``provd run`` with default throttling serves ``phones`` seeded phones; the simulator
-is connected for provisioning. First without attack, then while ``bench.attack`` (its own
-process, so its work doesn't slow this one's clock) keeps 200 garbage/slowloris
-connections, a MAC scan and a login brute force going against the same loopback ports:
+A real ``provd run`` with default throttling serves ``phones`` phones provisioned through
+the simulator first (so the simulated Devices knows them and they stay provisioned: phones
+merely seeded into the store are refused by Devices on their sysclient login and, after
+five attempts, marked failed, which takes their files away mid-run). First without attack,
+then while ``bench.attack`` (its own process, so its work doesn't slow this one's clock,
+connecting from 127.0.0.2 so provd's per-address throttles meet the attacker, not the
+simulator on 127.0.0.1) keeps 200 garbage/slowloris connections, a MAC scan and a login
+brute force going against the same loopback ports:
 
 - legitimate fetches: ``concurrency`` clients fetch known phones' files for ``seconds``;
   p50/p99 latency and rate, with and without the attack;
@@ -30,7 +34,7 @@ from provd.phones import vendor_for_oui
 from provd.phones.examples import phone_request
 from provd.sim import Phone, Simulator
 
-from .common import bench_simulator, macs, percentile, provd_config, seed_phones
+from .common import bench_simulator, macs, percentile, provd_config
 
 PASSWORD = "bench-hostile-password"
 ROOT = str(Path(__file__).resolve().parent.parent)
@@ -94,14 +98,17 @@ async def _run(
     brute: int,
 ) -> list[tuple[str, str, str]]:
     sim = bench_simulator(PASSWORD, "x")
-    fresh = macs(phones + 2 * provision)[phones:]
+    every = macs(phones + 2 * provision)
+    targets = [
+        Phone(mac=m, user=f"t-{i}", password=f"pw-t-{i}") for i, m in enumerate(every[:phones])
+    ]
+    fresh = every[phones:]
     batches = [
         [Phone(mac=m, user=f"h{j}-{i}", password=f"pw-{j}-{i}") for i, m in enumerate(chunk)]
         for j, chunk in enumerate((fresh[:provision], fresh[provision:]))
     ]
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         workdir = Path(tmp)
-        seeded = seed_phones(str(workdir / "provd.db"), phones)
         path = provd_config(workdir, password=PASSWORD)
         # Default throttling (the storm benchmark switches it off): that is what is measured.
         path.write_text(path.read_text().replace("miss_limit = 1000000\n", ""))
@@ -111,6 +118,11 @@ async def _run(
             await daemon.start(nursery)
             sim.set_provd(daemon.appservice_url + "provd")
             base = daemon.phones_url
+            results = await sim.provision(targets)
+            if not all(r.ok for r in results):
+                failed = [r for r in results if not r.ok]
+                raise RuntimeError(f"{len(failed)} phones not provisioned: {failed[0].error}")
+            seeded = [phone.mac for phone in targets]
             await _fetches(base, seeded, concurrency, 1.0)  # warm the render cache
             calm_rate, calm, calm_failed = await _fetches(base, seeded, concurrency, seconds)
             calm_prov_rate, calm_prov, calm_prov_failed = await _provision(sim, batches[0])

@@ -479,6 +479,26 @@ def _tap(_logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any
     return event_dict
 
 
+#: Whether a wrapper class (structlog's configured one) lets debug events through.
+_debug_by_wrapper: dict[Any, bool] = {}
+
+
+def debug_enabled() -> bool:
+    """Whether debug events are logged: a hot path checks this before building one (a
+    filtered-out ``log.debug`` through structlog's lazy proxy still costs ~25 us; this
+    costs well under 1 us and follows structlog's configuration, resets included)."""
+    wrapper = structlog.get_config()["wrapper_class"]
+    enabled = _debug_by_wrapper.get(wrapper)
+    if enabled is None:
+        try:
+            probe = wrapper(None, processors=[], context={})
+            enabled = bool(probe.is_enabled_for(logging.DEBUG))
+        except Exception:  # a wrapper without levels: it logs everything
+            enabled = True
+        _debug_by_wrapper[wrapper] = enabled
+    return enabled
+
+
 def configure(level: str = "info", *, fmt: str = "auto", stream: Any = None) -> None:
     """Configure structlog for the process. ``fmt``: ``auto`` | ``console`` | ``kv`` | ``json``.
 

@@ -2,7 +2,7 @@
 
 One :class:`Metrics` per daemon, with its own ``prometheus_client`` registry (several daemons
 in one test process do not collide). Counters and histograms are fed where things happen
-(the :class:`AccessLog` middleware around the phones HTTP app); gauges of the daemon's state
+(the :class:`AccessLog` around the phones HTTP app); gauges of the daemon's state
 (phones by state, online, handshakes, sessions, reloads) are read at scrape time from a
 :class:`DaemonView`, so they are never stale and cost nothing between scrapes.
 
@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .phones.http import Request, Response
 from .phones.identify import IdentifyError, identify
 
 log = structlog.get_logger("provd.phones")
@@ -148,8 +149,9 @@ class RateLimit:
 
 
 class AccessLog:
-    """ASGI middleware around the phones app: one ``phones.fetch`` info line per request
-    (MAC, vendor, file, status, bytes, ms; rate-limited) and the fetch metrics.
+    """Around the phones app (a :class:`provd.phones.http.Handler`): one ``phones.fetch`` info
+    line per request (MAC, vendor, file, status, bytes, ms; rate-limited) and the fetch
+    metrics, recorded once the server has sent the response.
 
     The wrapped app is reached through ``inner()`` on every request, so a daemon reload that
     replaces the app's renderer or settings is seen at once.
@@ -160,68 +162,59 @@ class AccessLog:
         inner: Callable[[], Any],
         metrics: Metrics,
         rate: Callable[[], float],
-        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.inner = inner
         self.metrics = metrics
-        self.clock = clock
         self.limit = RateLimit(rate())
         self._rate = rate
+        #: Metric children per (vendor, status): ``labels()`` is a lock and a dict each.
+        self._children: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        app = self.inner()
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        start = self.clock()
-        sent: dict[str, Any] = {"status": 0, "bytes": 0, "started": None}
+    async def respond(self, request: Request) -> Response:
+        return await self.inner().respond(request)
 
-        async def counting_send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                sent["status"] = message["status"]
-                sent["started"] = self.clock()
-            elif message["type"] == "http.response.body":
-                sent["bytes"] += len(message.get("body", b""))
-            await send(message)
-
-        try:
-            await app(scope, receive, counting_send)
-        finally:
-            self._record(scope, sent, start)
-
-    def _record(self, scope: dict[str, Any], sent: dict[str, Any], start: float) -> None:
-        end = self.clock()
-        path = scope.get("path", "")
-        user_agent = ""
-        for key, value in scope.get("headers", ()):
-            if key.lower() == b"user-agent":
-                user_agent = value.decode("latin-1")
-        try:
-            ident = identify(path, user_agent)
-            vendor, mac, file = str(ident.vendor), ident.mac or "", ident.file
-        except IdentifyError:
-            vendor, mac, file = "unknown", "", path[-64:]
-        status = sent["status"]
-        m = self.metrics
-        m.fetches.labels(vendor=vendor, status=str(status)).inc()
-        m.fetch_seconds.labels(vendor=vendor).observe(end - start)
-        if sent["started"] is not None:
-            m.render_seconds.labels(vendor=vendor).observe(sent["started"] - start)
+    def finished(
+        self, request: Request, response: Response, times: tuple[float, float, float]
+    ) -> None:
+        received, responded, sent = times
+        status = response.status
+        fields = response.log_fields
+        if fields is not None:
+            vendor, mac, file = fields
+        else:
+            path = request.path
+            try:
+                ident = identify(path, request.header(b"user-agent"))
+                vendor, mac, file = str(ident.vendor), ident.mac or "", ident.file
+            except IdentifyError:
+                vendor, mac, file = "unknown", "", path[-64:]
+        children = self._children.get((vendor, status))
+        if children is None:
+            m = self.metrics
+            children = self._children[(vendor, status)] = (
+                m.fetches.labels(vendor=vendor, status=str(status)),
+                m.fetch_seconds.labels(vendor=vendor),
+                m.render_seconds.labels(vendor=vendor),
+            )
+        fetches, fetch_seconds, render_seconds = children
+        fetches.inc()
+        fetch_seconds.observe(sent - received)
+        render_seconds.observe(responded - received)
+        limit = self.limit
         rate = self._rate()
-        if rate != self.limit.rate:
-            self.limit = RateLimit(rate)
-        if not self.limit.allow():
+        if rate != limit.rate:
+            limit = self.limit = RateLimit(rate)
+        if not limit.allow():
             return
-        suppressed, self.limit.suppressed = self.limit.suppressed, 0
-        client = scope.get("client")
+        suppressed, limit.suppressed = limit.suppressed, 0
         log.info(
             "phones.fetch",
             mac=mac or "-",
             vendor=vendor,
             file=file,
             status=status,
-            bytes=sent["bytes"],
-            ms=round((end - start) * 1000, 1),
-            address=client[0] if client else "-",
+            bytes=0 if request.method == b"HEAD" else response.length,
+            ms=round((sent - received) * 1000, 1),
+            address=request.peer,
             **({"suppressed": suppressed} if suppressed else {}),
         )

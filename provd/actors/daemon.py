@@ -28,6 +28,7 @@ once with the path, and keeps the running config. A store operation that SQLite 
 from __future__ import annotations
 
 import functools
+import gc
 import signal
 import ssl
 import time
@@ -356,6 +357,10 @@ class Daemon:
                 phones_urls=list(phones_urls),
                 control_socket=control_path,
             )
+            # Everything loaded so far (phones, templates, modules) lives as long as the
+            # daemon: keep it out of the collector's full passes, which otherwise scan it
+            # all each time (~0.5 s with 1,000 phones on a busy machine: a boot storm's p99).
+            gc.freeze()
             log.info(
                 "daemon.ready",
                 version=__version__,

@@ -3,7 +3,7 @@
 A phone asks for ``/firmware/<name>`` (``<name>`` may contain sub-directories, as a
 Grandstream phone appends its own file name to the ``P192`` directory URL). The name is
 checked before the file system sees it, and again after: no empty, ``.`` or ``..`` segment
-(hypercorn has already decoded ``%2e%2e`` and ``%2f`` into the path), no hidden
+(the server has already decoded ``%2e%2e`` and ``%2f`` into the path), no hidden
 (``.``-prefixed) segment, no backslash or NUL; the real path, symlinks followed, must still
 lie inside the directory, and the file opened must be a regular file. A symlink inside the
 directory that points to another file inside it is fine (``latest.rom -> T46U-...rom``).
@@ -18,7 +18,7 @@ import os
 import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import attrs
 import structlog
@@ -129,36 +129,26 @@ async def lookup(directory: str, name: str, address: str) -> FirmwareFile | None
     return None
 
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Write = Callable[[bytes], Awaitable[None]]
 
 
-async def send(
-    firmware: FirmwareFile, status: int, headers: list[tuple[bytes, bytes]], out: Send, head: bool
-) -> None:
-    """Send the response for ``firmware`` (headers, then the body in chunks) and close it."""
+async def stream(firmware: FirmwareFile, write: Write) -> bool:
+    """Send the body of ``firmware`` through ``write`` in :data:`CHUNK` pieces, then close it.
+
+    Returns:
+        False when the file shrank meanwhile: the body is short of its Content-Length, so
+        the connection must be closed (logged).
+    """
     try:
-        headers = [
-            *headers,
-            (b"content-type", firmware.content_type.encode()),
-            (b"content-length", str(firmware.size).encode()),
-        ]
-        await out({"type": "http.response.start", "status": status, "headers": headers})
-        if head:
-            await out({"type": "http.response.body", "body": b""})
-            return
         wrapped = trio.wrap_file(firmware.file)
         left = firmware.size
         while left > 0:
             chunk = await wrapped.read(min(CHUNK, left))
             if not chunk:  # the file shrank: stop short, the client sees a short body
                 log.warning("phones.firmware_truncated", file=firmware.name, missing=left)
-                break
+                return False
             left -= len(chunk)
-            if left > 0:
-                await out({"type": "http.response.body", "body": chunk, "more_body": True})
-            else:
-                await out({"type": "http.response.body", "body": chunk})
-                return
-        await out({"type": "http.response.body", "body": b""})
+            await write(chunk)
+        return True
     finally:
         firmware.file.close()

@@ -7,6 +7,7 @@ commits. Every write is one transaction, so no record is ever half-written.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import secrets
@@ -365,20 +366,29 @@ class Database:
         """Store fetch records: User-Agent cut to ``max_user_agent``; per phone the newest
         ``fetch_history`` are kept, older ones pruned once a batch of extra rows built up
         (so the hot path is one insert most of the time)."""
-        values = [attrs.asdict(r) for r in rows]
-        for value in values:
-            value["user_agent"] = (value["user_agent"] or "")[: self.max_user_agent]
+        limit = self.max_user_agent
+        # One prepared statement for the batch (a boot storm writes thousands a second).
+        values = [
+            (r.mac, r.time, r.address, (r.user_agent or "")[:limit], r.vendor, r.model,
+             r.firmware, r.file)
+            for r in rows
+        ]  # fmt: skip
+        added = collections.Counter(r.mac for r in rows)
         slack = max(8, self.fetch_history // 4)
         with self.db.conn:
-            self.db["fetches"].insert_all(values)
-            for mac in {v["mac"] for v in values}:
+            self.db.conn.executemany(
+                "INSERT INTO fetches (mac, time, address, user_agent, vendor, model, firmware,"
+                " file) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+            for mac, n in added.items():
                 count = self._fetch_counts.get(mac)
                 if count is None:
                     count = self.db.execute(
                         "SELECT COUNT(*) FROM fetches WHERE mac = ?", [mac]
                     ).fetchone()[0]
                 else:
-                    count += sum(1 for v in values if v["mac"] == mac)
+                    count += n
                 if count > self.fetch_history + slack:
                     self.db.execute(
                         "DELETE FROM fetches WHERE mac = ? AND id NOT IN (SELECT id FROM fetches"

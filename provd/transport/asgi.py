@@ -1,4 +1,4 @@
-"""ASGI plumbing shared by provd's HTTP apps on hypercorn (phones server, sim passthrough)."""
+"""ASGI plumbing shared by provd's HTTP apps on hypercorn (health listener, sim passthrough)."""
 
 from __future__ import annotations
 

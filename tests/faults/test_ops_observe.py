@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import httpx
 import trio
+from prometheus_client import generate_latest
 from structlog.testing import capture_logs
 
 from provd.actors.observe import Observability
@@ -18,6 +19,7 @@ from provd.metrics import AccessLog, Metrics, RateLimit
 from provd.outage import OutageTracker
 from provd.phones import Vendor
 from provd.phones.examples import phone_request
+from provd.phones.http import Request, Response
 from provd.sim import Phone, Simulator
 
 from ..e2e.harness import ProvdProcess, cli, sim_config
@@ -219,23 +221,26 @@ async def test_access_log_rate_limited():
     """A boot storm: at most `rate` access lines per second, the rest counted."""
     now = [0.0]
 
-    async def app(scope, receive, send):
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"x" * 10})
+    class App:
+        async def respond(self, request):
+            return Response(200, [], b"x" * 10)
 
-    async def send(_message):
-        return None
-
-    access = AccessLog(lambda: app, Metrics(), lambda: 5.0)
+    metrics = Metrics()
+    access = AccessLog(lambda: App(), metrics, lambda: 5.0)
     access.limit = RateLimit(5.0, clock=lambda: now[0])
-    scope = {"type": "http", "method": "GET", "path": "/805ec0cc0001.cfg", "headers": []}
+    request = Request(b"GET", b"/805ec0cc0001.cfg", {}, "192.0.2.1")
     with capture_logs() as events:
         for _ in range(50):
-            await access(scope, None, send)
+            response = await access.respond(request)
+            access.finished(request, response, (1.0, 1.001, 1.002))
         now[0] += 1.0
-        await access(scope, None, send)
+        access.finished(request, await access.respond(request), (2.0, 2.001, 2.002))
     lines = [e for e in events if e["event"] == "phones.fetch"]
     assert len(lines) == 6
     assert lines[-1]["suppressed"] == 45
     assert lines[0]["status"] == 200 and lines[0]["bytes"] == 10
     assert lines[0]["vendor"] == "yealink" and lines[0]["mac"] == "805ec0cc0001"
+    assert lines[0]["ms"] == 2.0 and lines[0]["address"] == "192.0.2.1"
+    text = generate_latest(metrics.registry).decode()
+    assert sample(text, "provd_fetches_total", vendor="yealink", status="200") == 51
+    assert sample(text, "provd_fetch_seconds_count", vendor="yealink") == 51

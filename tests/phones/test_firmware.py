@@ -14,8 +14,9 @@ import pytest
 import trio
 from structlog.testing import capture_logs
 
-from provd.phones import PhonesApp, PhonesSettings, Renderer, identify, serve_phones
+from provd.phones import PhonesApp, PhonesSettings, Renderer, firmware, identify, serve_phones
 from provd.phones.firmware import CHUNK, FirmwareRefused, check_name
+from provd.phones.http import Request
 
 from .phones_fixtures import make_phone
 
@@ -51,31 +52,33 @@ def make_app(**settings) -> PhonesApp:
 
 
 async def call(app: PhonesApp, path: str, method: str = "GET", headers=()) -> dict:
-    """One request straight into the ASGI app with ``path`` exactly as the server decoded it."""
-    scope = {
-        "type": "http",
-        "method": method,
-        "path": path,
-        "raw_path": path.encode(),
-        "headers": list(headers),
-        "client": CLIENT,
-    }
-    sent: list[dict] = []
+    """One request straight into the app with ``path`` exactly as the server decoded it;
+    a streamed body is collected write by write, as the server would send it."""
+    request = Request(
+        method.encode(), path.encode("utf-8", "surrogateescape"), dict(headers), CLIENT[0],
+        path=path,
+    )  # fmt: skip
+    response = await app.respond(request)
+    writes: list[bytes] = []
 
-    async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
+    async def write(data: bytes) -> None:
+        writes.append(data)
 
-    async def send(message):
-        sent.append(message)
-
-    await app(scope, receive, send)
-    start = sent[0]
-    chunks = [m.get("body", b"") for m in sent[1:]]
+    complete = True
+    if response.streamed:
+        if method == "HEAD":
+            response.body.file.close()
+        else:
+            complete = await firmware.stream(response.body, write)
+        body = b"".join(writes)
+    else:
+        body = b"" if method == "HEAD" else response.body
     return {
-        "status": start["status"],
-        "headers": {k.decode(): v.decode() for k, v in start["headers"]},
-        "body": b"".join(chunks),
-        "messages": sent[1:],
+        "status": response.status,
+        "headers": {k.decode(): v.decode() for k, v in response.headers},
+        "body": body,
+        "writes": writes,
+        "complete": complete,
     }
 
 
@@ -87,9 +90,9 @@ class TestServed:
         assert reply["body"] == ROM
         assert reply["headers"]["content-length"] == str(len(ROM))
         assert reply["headers"]["content-type"] == "application/octet-stream"
-        messages = reply["messages"]
-        assert len(messages) > 1 and all(len(m["body"]) <= CHUNK for m in messages)
-        assert all(m.get("more_body") for m in messages[:-1]) and not messages[-1].get("more_body")
+        writes = reply["writes"]
+        assert len(writes) > 1 and all(0 < len(w) <= CHUNK for w in writes)
+        assert reply["complete"]
 
     async def test_head(self, fw):
         """HEAD gives the length and no body."""
@@ -102,7 +105,7 @@ class TestServed:
         reply = await call(make_app(firmware_dir=str(fw)), "/firmware/empty.bin")
         assert reply["status"] == 200 and reply["body"] == b""
         assert reply["headers"]["content-length"] == "0"
-        assert not reply["messages"][-1].get("more_body")
+        assert reply["complete"] and reply["writes"] == []
 
     async def test_subdirectory_and_inner_symlink(self, fw):
         """A sub-directory file (Grandstream P192 + own name) and an inner symlink are served."""
@@ -206,7 +209,7 @@ async def _raw_get(address: str, target: str, method: str = "GET") -> tuple[int,
 
 class TestRealSocket:
     async def test_encoded_traversal_over_http(self, fw):
-        """Through hypercorn: %2e%2e, encoded slashes and absolute paths get 404; a file 200."""
+        """Over a real socket: %2e%2e, encoded slashes and absolute paths get 404; a file 200."""
         app = make_app(firmware_dir=str(fw))
         settings = PhonesSettings.from_mapping({"listen": "127.0.0.1:0"})
         stop = trio.Event()

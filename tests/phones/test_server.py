@@ -1,4 +1,5 @@
-"""The phone-facing ASGI app in-process, and serve_phones on a real loopback socket."""
+"""The phone-facing app through the HTTP/1.1 server loop in-process (a socket pair, any
+client address), and serve_phones on a real loopback socket."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from provd.phones.server import MAX_USER_AGENT, MissTracker
 from provd.store.records import PhoneRecord
 
 from ..tlsutil import self_signed
+from .lean import LeanTransport
 from .phones_fixtures import PASSWORD, make_phone
 
 CLIENT = ("192.0.2.10", 40000)
@@ -89,7 +91,7 @@ class Harness:
         self.fetches.append(record)
 
     def client(self, address: tuple[str, int] = CLIENT) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(self.app, client=address)
+        transport = LeanTransport(self.app, client=address)
         return httpx.AsyncClient(transport=transport, base_url="http://provd.test")
 
 
