@@ -26,9 +26,9 @@ import trio
 from trio_websocket import ConnectionClosed
 
 from .. import logs
-from ..phones.examples import phone_request
-from ..phones.identify import IdentifyError, identify, vendor_for_oui
+from ..phones.identify import vendor_for_oui
 from ..phones.keys import Key
+from ..phones.page import file_preview
 from ..phones.settings import PhonesSettings
 from ..protocol import ProtocolError, jsonwire
 from ..protocol.admin import (
@@ -379,28 +379,12 @@ class AdminApi:
 
     def _file(self, record: PhoneRecord, model: str | None) -> dict[str, Any]:
         """The file the phone would get now, secrets masked (as ``provd render``)."""
-        vendor = vendor_for_oui(record.mac)
-        if vendor is None:
-            return {"error": "vendor unknown from the MAC's OUI"}
-        data = self.daemon.directory.data(record.mac)
-        if data is None:
-            return {"error": f"not served yet: the phone is {record.state}"}
-        path = phone_request(vendor, record.mac).path
-        try:
-            ident = identify(path, None)
-        except IdentifyError as exc:
-            return {"error": str(exc)}
-        if model:
-            ident = attrs.evolve(ident, model=model)
-        try:
-            rendered = self.daemon.renderer.render(data, ident, mask_secrets=True)
-        except ValueError as exc:
-            return {"error": str(exc)}
-        return {
-            "name": path,
-            "contentType": rendered.content_type,
-            "text": rendered.content.decode("utf-8", "replace"),
-        }
+        preview = file_preview(
+            self.daemon.renderer, self.daemon.directory.data(record.mac), record, None, model=model
+        )
+        if preview.error:
+            return {"error": preview.error}
+        return {"name": preview.name, "contentType": preview.content_type, "text": preview.text}
 
     async def _on_Reconnect(self, session: AppSession, request: AdminRequest) -> dict[str, Any]:
         record = self._record(request)

@@ -70,12 +70,18 @@ class PageData:
 
 
 def file_preview(
-    renderer: Any, data: PhoneData | None, record: PhoneRecord, fetch: FetchRecord | None
+    renderer: Any,
+    data: PhoneData | None,
+    record: PhoneRecord,
+    fetch: FetchRecord | None,
+    *,
+    model: str | None = None,
 ) -> FilePreview:
     """Render the per-phone file ``record``'s phone would fetch now, secrets masked.
 
-    The vendor comes from the last fetch (else the MAC's OUI), the model from the last
-    fetch, the file name is that vendor's usual per-phone file (as ``provd render``).
+    The vendor comes from the last fetch (else the MAC's OUI), the model from ``model``, else
+    the last fetch; the file name is that vendor's usual per-phone file (as ``provd render``).
+    Used by the phone page and the admin App's file view.
     """
     vendor: Vendor | None = None
     if fetch is not None and fetch.vendor:
@@ -94,10 +100,13 @@ def file_preview(
         ident = identify(path, None)
     except IdentifyError as exc:
         return FilePreview(name=path, error=str(exc))
-    if fetch is not None and fetch.model:
-        ident = attrs.evolve(ident, model=fetch.model)
+    model = model or (fetch.model if fetch is not None else None)
+    if model:
+        ident = attrs.evolve(ident, model=model)
     try:
         rendered = renderer.render(data, ident, mask_secrets=True)
+    except ValueError as exc:  # no template for that model, a value the vendor cannot take
+        return FilePreview(name=path, error=str(exc))
     except Exception as exc:  # a broken override template: say so on the page, keep serving
         return FilePreview(name=path, error=f"cannot render: {type(exc).__name__}")
     return FilePreview(
