@@ -28,7 +28,6 @@ from selenium.webdriver.common.by import By
 
 from provd.cli import sim as sim_cli
 from provd.phones import Vendor
-from provd.phones.examples import phone_request
 from provd.sim import Phone
 
 from ..e2e.harness import ROOT, ProvdProcess, sim_config
@@ -39,6 +38,7 @@ PHONE = Phone(mac="80:5e:c0:aa:00:51", user="alice", cn="Alice Adler", password=
 MAC = "805ec0aa0051"
 #: The simulated Devices asks for this many bytes per tunnel RECEIVE.
 CHUNK = 700
+REG_ADDR = "127.0.0.1:5062"
 
 
 def load(browser, url: str) -> dict[str, str]:
@@ -83,7 +83,8 @@ def passthrough_url(socket_path: str, mac: str) -> str:
 
 async def _check(tmp_path: Path, nursery: trio.Nursery, socket_path: str) -> None:
     with trio.fail_after(120):
-        provd = ProvdProcess(tmp_path)
+        # Registration checks soon after the fetch, so the page shows "registered".
+        provd = ProvdProcess(tmp_path, extra="[registration]\nretry_interval = 0.2\n")
         await provd.start(nursery)
         config = sim_config(devices={"tunnel_chunk": CHUNK})
         config = attrs.evolve(
@@ -95,11 +96,12 @@ async def _check(tmp_path: Path, nursery: trio.Nursery, socket_path: str) -> Non
         (result,) = await sim.provision([PHONE])
         assert result.ok, result
         await sim.wait_online(MAC)
-        request = phone_request(Vendor.YEALINK, MAC)
-        async with httpx.AsyncClient(base_url=provd.phones_url, timeout=10) as client:
-            fetched = await client.get(request.path, headers={"User-Agent": request.user_agent})
+        # The simulated phone fetches its file, then registers at the PBX from REG_ADDR.
+        sim.pbxadmin.set_rule(MAC, register=True, addr=REG_ADDR)
+        fetched = await sim.fetch_file(provd.phones_url, Vendor.YEALINK, MAC)
         assert fetched.status_code == 200
         await provd.wait_for(r"event=sysclient\.config_item")
+        await provd.wait_for(f"event=phone.lifecycle mac={MAC} from=fetched to=registered")
         url = await trio.to_thread.run_sync(passthrough_url, socket_path, PHONE.mac)
         assert url.startswith(sim.addresses.passthrough_base + MAC + "/")
 
@@ -130,9 +132,8 @@ async def _check(tmp_path: Path, nursery: trio.Nursery, socket_path: str) -> Non
         assert seen["firmware"] == "66.86.0.15"
         assert seen["cn"] == "Alice Adler"
         assert seen["sip"].startswith("alice")
-        # provisioned by Devices; once the lifecycle of issue 11.1 is kept, fetched (or
-        # registered, when the simulated phone registers after its fetch)
-        assert seen["state"] in ("provisioned", "fetched", "registered")
+        assert seen["state"] == "registered"
+        assert REG_ADDR in seen["text"]  # where the PBX saw it register from
         assert seen["online"] == "online"
         assert "127.0.0.1" in seen["text"]  # the fetch's address
         assert "account.1.user_name = alice" in seen["file"]
