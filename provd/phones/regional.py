@@ -190,8 +190,10 @@ FANVIL_TONES = {
 # --- dial plan from the PBX node's prefixes ----------------------------------------------
 # The rules come from :meth:`provd.phones.pbx.NodeInfo.rewrites`: ``[("+49", "0"),
 # ("+", "00")]`` turns an E.164 number (call lists, directories) into what the PBX wants
-# dialled. Fanvil and Gigaset get none: no provisioning key for such a rewrite was found in
-# their references (README, "PBX data in phone files").
+# dialled. Fanvil and Gigaset get none: no documented provisioning key for such a rewrite
+# was found (Fanvil documents the Dial Peer web page but not its config-file items, and no
+# `+` pattern; Gigaset publishes no item id for its local area codes). What was searched:
+# README, "PBX data in phone files".
 
 
 def yealink_dial_plan(rules: list[tuple[str, str]]) -> list[tuple[str, str]]:
