@@ -330,7 +330,8 @@ class AppSession:
                 password=password,
                 domain=msg.domain,
                 dns=msg.dns,
-            )
+            ),
+            quick=True,
         )
         phones.directory.put(record)
         log.info("provisioning.stored", new_code=new_code, state=record.state)
@@ -338,7 +339,7 @@ class AppSession:
             return Outcome(ok=True)  # a repeated request: idempotent
         if new_code or record.state == "failed" or not self.ctx.supervisor.is_running(mac):
             if record.state == "failed":
-                await phones.store.call(lambda db: db.set_state(mac, "pending"))
+                await phones.store.call(lambda db: db.set_state(mac, "pending"), quick=True)
                 current = phones.directory.get(mac) or record  # as it is now, after the await
                 phones.directory.put(attrs.evolve(current, state="pending", error=""))
             phones.outcomes.reset(mac, msg.code)
