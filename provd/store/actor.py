@@ -95,6 +95,9 @@ class Store:
         #: Operations since the last checkpoint; set when one is due.
         self._since_checkpoint = 0
         self._checkpoint_due = trio.Event()
+        #: Checkpoints done (tests and benchmarks wait for them, :meth:`wait_checkpoints`).
+        self.checkpoints = 0
+        self._checkpointed = trio.Event()
         #: Why the file is gone, once it is (then nothing is acknowledged any more).
         self.lost: str | None = None
 
@@ -200,6 +203,10 @@ class Store:
                     await trio.to_thread.run_sync(_checkpoint, conn, limiter=limiter)
                 except sqlite3.Error as exc:
                     log.warning("store.checkpoint_failed", path=self.path, error=_describe(exc))
+                else:
+                    self.checkpoints += 1
+                    self._checkpointed.set()
+                    self._checkpointed = trio.Event()
         finally:
             if conn is not None:
                 with trio.CancelScope(shield=True):
@@ -294,6 +301,11 @@ class Store:
         if not ok:
             raise value
         return value
+
+    async def wait_checkpoints(self, count: int) -> None:
+        """Return once ``count`` checkpoints were done since the start."""
+        while self.checkpoints < count:
+            await self._checkpointed.wait()
 
     def submit(self, fn: Callable[[Database], Any]) -> None:
         """Queue ``fn`` without waiting (fetch records). Dropped, and logged, if full."""
