@@ -14,7 +14,9 @@ worker thread and back costs about 140 µs of CPU plus two thread wake-ups, and 
 hand-over to a thread that waits behind a busy event loop (issue 14: thread hops were a
 third of the daemon's CPU per provisioned phone). A batch runs inline only when every
 operation in it is quick; anything else (full-table reads, fetch batches, pruning) still
-goes to the worker thread. What could block inline is kept off it: SQLite's automatic
+goes to the worker thread. A quick call with nothing queued or running before it is
+applied by its caller directly (still in mailbox order), sparing two task switches. What
+could block inline is kept off it: SQLite's automatic
 checkpoint (a copy of the WAL into the database with two fsyncs) is switched off on the
 actor's connection, and a checkpointer task runs ``wal_checkpoint(PASSIVE)`` on a
 connection of its own in a worker thread after every :data:`CHECKPOINT_AFTER`
@@ -98,6 +100,10 @@ class Store:
         #: Checkpoints done (tests and benchmarks wait for them, :meth:`wait_checkpoints`).
         self.checkpoints = 0
         self._checkpointed = trio.Event()
+        #: Operations in the mailbox or being applied (a quick call with none before it
+        #: is applied by its caller directly); True while the actor serves the mailbox.
+        self._queued = 0
+        self._serving = False
         #: Why the file is gone, once it is (then nothing is acknowledged any more).
         self.lost: str | None = None
 
@@ -138,8 +144,10 @@ class Store:
                     nursery.start_soon(self._checkpointer)
                 async with self._receive:
                     try:
+                        self._serving = True
                         await self._serve()
                     finally:
+                        self._serving = False
                         with trio.CancelScope(shield=True):
                             # Still inside the channel: once it closes, trio drops what is
                             # buffered, and those callers would never be answered.
@@ -179,9 +187,7 @@ class Store:
             self._reply(batch, results)
             if self.lost is not None:
                 self._fail()
-            self._since_checkpoint += len(batch)
-            if self._since_checkpoint >= CHECKPOINT_AFTER:
-                self._checkpoint_due.set()
+            self._count_commits(len(batch))
 
     async def _checkpointer(self) -> None:
         """Copy the WAL into the database when due, on a connection of its own in a worker
@@ -229,8 +235,22 @@ class Store:
             error=f"database file {self.lost} while provd ran; writes since are not kept",
         )
 
-    @staticmethod
-    def _reply(batch: list[_Op], results: list[tuple[bool, Any]]) -> None:
+    def _count_commits(self, count: int) -> None:
+        self._since_checkpoint += count
+        if self._since_checkpoint >= CHECKPOINT_AFTER:
+            self._checkpoint_due.set()
+
+    def _wake_to_fail(self) -> None:
+        """A direct call found the file lost: have the actor end the daemon now, not at
+        its next idle check."""
+        try:
+            self._send.send_nowait(_Op(lambda db: None, None, True))
+            self._queued += 1
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def _reply(self, batch: list[_Op], results: list[tuple[bool, Any]]) -> None:
+        self._queued -= len(batch)
         for op, result in zip(batch, results, strict=True):
             if op.reply is not None:
                 op.reply.send_nowait(result)
@@ -286,11 +306,27 @@ class Store:
             StoreClosed: the actor is gone.
             Exception: whatever else ``fn`` raised.
         """
+        if quick and self._serving and not self._queued and self.lost is None:
+            # Nothing queued or running before it: apply it right here, in mailbox order
+            # all the same, without the two task switches through the actor (each one a
+            # pass of trio's run queue, which holds every connected phone's tasks).
+            ((ok, value),) = self._apply([_Op(fn, None, True)], check_before=False)
+            self._count_commits(1)
+            if self.lost is not None:
+                self._wake_to_fail()
+            if not ok:
+                raise value
+            return value
         send, receive = trio.open_memory_channel[tuple[bool, Any]](1)
         try:
+            self._queued += 1
             await self._send.send(_Op(fn, send, quick))
         except (trio.ClosedResourceError, trio.BrokenResourceError):
+            self._queued -= 1
             raise StoreClosed(f"{self.path}: the store has stopped") from None
+        except BaseException:
+            self._queued -= 1
+            raise
         with trio.CancelScope(shield=True):
             # Once queued, wait for the commit even if our caller is being cancelled, so
             # "cancelled" never means "maybe written".
@@ -311,6 +347,7 @@ class Store:
         """Queue ``fn`` without waiting (fetch records). Dropped, and logged, if full."""
         try:
             self._send.send_nowait(_Op(fn, None))
+            self._queued += 1
         except trio.WouldBlock:
             log.warning("store.queue_full_dropped")
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -318,6 +355,7 @@ class Store:
 
     def close(self) -> None:
         """Stop accepting operations; the actor drains and exits."""
+        self._serving = False
         self._send.close()
 
 
