@@ -401,7 +401,8 @@ class _Link:
     use_code: bool = False
     #: The actor gave up on the code: connected on the old password only.
     code_refused: bool = False
-    #: The initial configuration is in (Settled); before, items are summed up in one line.
+    #: The initial configuration is in (Settled); until then a first registration's items
+    #: are summed up in one line (phone.provisioned items=N).
     settled: bool = False
     initial_items: int = 0
 
@@ -455,11 +456,13 @@ async def _on_config(event: ConfigReceived, link: _Link) -> list[TunnelFrame]:
     revision = await store.call(
         lambda db: db.put_config_item(mac, item.type, item.item), quick=True
     )
-    # One info line per live change; the initial set is summed up by phone.provisioned
-    # (per-item lines were a tenth of the daemon's CPU per provisioned phone, issue 14).
-    if not link.settled:
+    # A first registration's initial set is summed up by phone.provisioned (per-item lines
+    # were a tenth of the daemon's CPU per provisioned phone, issue 14); any other item,
+    # a live change above all, keeps its own info line.
+    initial = link.use_code and not link.settled
+    if initial:
         link.initial_items += 1
-    (log.info if link.settled else log.debug)(
+    (log.debug if initial else log.info)(
         "sysclient.config_item", type=item.type, last=item.last, revision=revision
     )
     # O(1) per item (issue 8.14): update the in-memory record's items in place instead
@@ -501,7 +504,8 @@ async def _on_admin_password(event: AdminPasswordReceived, link: _Link) -> list[
         lambda db: db.set_admin_password(link.mac, event.password), quick=True
     )
     await _refresh(link.ctx, link.mac)
-    (log.info if link.settled else log.debug)("sysclient.admin_password_received")
+    initial = link.use_code and not link.settled
+    (log.debug if initial else log.info)("sysclient.admin_password_received")
     return []
 
 
