@@ -16,11 +16,11 @@ third of the daemon's CPU per provisioned phone). A batch runs inline only when 
 operation in it is quick; anything else (full-table reads, fetch batches, pruning) still
 goes to the worker thread. A quick call with nothing queued or running before it is
 applied by its caller directly (still in mailbox order), sparing two task switches. What
-could block inline is kept off it: SQLite's automatic
-checkpoint (a copy of the WAL into the database with two fsyncs) is switched off on the
-actor's connection, and a checkpointer task runs ``wal_checkpoint(PASSIVE)`` on a
-connection of its own in a worker thread after every :data:`CHECKPOINT_AFTER`
-operations (and when the store is idle), concurrently with the writes.
+could block inline is kept off it: SQLite's automatic checkpoint (a copy of the WAL into
+the database with two fsyncs) is switched off on the actor's connection, and a
+checkpointer task runs ``wal_checkpoint(PASSIVE)`` on a connection of its own in a worker
+thread after every :data:`CHECKPOINT_AFTER` operations (and when the store is idle),
+concurrently with the writes.
 
 Running thread work is not abandoned on cancellation (trio's default), so a commit that has
 started finishes even during shutdown; the actor drains its mailbox before it exits.
