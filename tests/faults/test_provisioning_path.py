@@ -7,6 +7,7 @@ while one phone is provisioned is traced on the store's connection.
 import sqlite3
 
 import trio
+from structlog.testing import capture_logs
 
 from provd.actors.daemon import Daemon
 from provd.backoff import Backoff
@@ -70,4 +71,29 @@ async def test_provisioning_a_phone_reads_no_whole_table_and_does_not_grow(tmp_p
         if step.startswith("SCAN") and step != "SCAN CONSTANT ROW"
     ]
     assert not scans, scans
+    daemon.shutdown()
+
+
+async def test_first_registration_logs_its_items_in_one_line(tmp_path, nursery):
+    """The initial configuration items of a first registration are debug lines, summed up
+    in phone.provisioned (before: one info line per item, a tenth of the daemon's CPU per
+    provisioned phone); a live change afterwards still gets its info line."""
+    daemon = Daemon(make_config(tmp_path, provisioning={"ping_interval": 300.0}))
+    bound = await nursery.start(daemon.run)
+    overrides = {"provd": {"url": bound.appservice_url + "provd", "password": PASSWORD}}
+    sim = Simulator(sim_config(**overrides), backoff=Backoff(initial=0.05, cap=0.3))
+    await nursery.start(sim.run)
+    with trio.fail_after(30), capture_logs() as events:
+        (result,) = await sim.provision([_phone(1)], wait=10)
+        assert result.ok, result
+        items = [e for e in events if e["event"] == "sysclient.config_item"]
+        (done,) = [e for e in events if e["event"] == "phone.provisioned"]
+        assert all(e["log_level"] == "debug" for e in items), items  # if debug is captured
+        assert done["items"] == 4  # PHONE, MEDIA, NTP, TLS_PROFILE
+        mark = len(events)
+        await sim.faults.change_category("Phones", tz="Asia/Kolkata")
+        while not any(e["event"] == "sysclient.config_item" for e in events[mark:]):
+            await trio.testing.wait_all_tasks_blocked()
+    (change,) = [e for e in events[mark:] if e["event"] == "sysclient.config_item"]
+    assert change["log_level"] == "info" and change["type"] == "NTP"
     daemon.shutdown()
