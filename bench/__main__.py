@@ -87,7 +87,8 @@ def scale_rows(results: list[scale.ScaleResult], max_handshakes: int) -> list[Ro
             (
                 f"provision {n} phones, Users-Admin style, one at a time{partial}",
                 f"{r.provision_rate:,.0f} phones/s",
-                f"p99 {r.provision_p99 * 1e3:.1f} ms",
+                f"p99 {r.provision_p99 * 1e3:.1f} ms, CPU/phone provd"
+                f" {r.provision_cpu * 1e3:.1f} ms, sim {r.provision_cpu_sim * 1e3:.1f} ms",
                 f">= {PROVISION_RATE:.0f}/s, p99 <= {PROVISION_P99 * 1e3:.0f} ms",
                 _verdict(r.provision_rate >= PROVISION_RATE and r.provision_p99 <= PROVISION_P99),
             )
@@ -253,6 +254,8 @@ def main() -> int:
                             "provision_rate": r.provision_rate,
                             "provision_p99_s": r.provision_p99,
                             "provision_chunks": r.chunks,
+                            "provision_cpu_s_per_phone": r.provision_cpu,
+                            "provision_sim_cpu_s_per_phone": r.provision_cpu_sim,
                             "restart_s": r.restart,
                             "first_back_s": r.first_back,
                             "rss_kib": r.rss_kib,

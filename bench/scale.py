@@ -36,6 +36,10 @@ class ScaleResult:
     provisioned: int = 0
     provision_rate: float = 0.0
     provision_p99: float = 0.0
+    #: CPU seconds per provisioned phone, of the daemon and of this (simulator) process:
+    #: steadier than the rate on a shared machine, where the rate mostly shows the load.
+    provision_cpu: float = 0.0
+    provision_cpu_sim: float = 0.0
     #: (store size before the chunk, phones/s of the chunk)
     chunks: list[tuple[int, float]] = attrs.Factory(list)
     rss_base_kib: int = 0
@@ -110,10 +114,14 @@ async def _run(
             result.rss_base_kib = rss_kib(daemon.proc.pid)
             latencies: list[float] = []
             start = time.perf_counter()
+            cpu, cpu_sim = _cpu_ticks(daemon.proc.pid), _cpu_ticks(os.getpid())
             with trio.fail_after(deadline + 300):  # the deadline is checked between chunks
                 await _provision(sim, sample, deadline, start, latencies, result)
             elapsed = time.perf_counter() - start
             n = result.provisioned
+            tick = os.sysconf("SC_CLK_TCK")
+            result.provision_cpu = (_cpu_ticks(daemon.proc.pid) - cpu) / tick / max(1, n)
+            result.provision_cpu_sim = (_cpu_ticks(os.getpid()) - cpu_sim) / tick / max(1, n)
             result.provision_rate = n / elapsed
             result.provision_p99 = percentile(latencies, 99)
             with trio.fail_after(120 + n / 50):

@@ -445,7 +445,8 @@ async def provision_phone(ctx: AppServiceContext, request: PhoneRequest) -> Outc
             password=password,
             domain=request.domain,
             dns=request.dns,
-        )
+        ),
+        quick=True,
     )
     phones.directory.put(record)
     log.info("provisioning.stored", new_code=new_code, state=record.state)
@@ -453,7 +454,7 @@ async def provision_phone(ctx: AppServiceContext, request: PhoneRequest) -> Outc
         return Outcome(ok=True)  # a repeated request: idempotent
     if new_code or record.state == "failed" or not ctx.supervisor.is_running(mac):
         if record.state == "failed":
-            await phones.store.call(lambda db: db.set_state(mac, "pending"))
+            await phones.store.call(lambda db: db.set_state(mac, "pending"), quick=True)
             current = phones.directory.get(mac) or record  # as it is now, after the await
             phones.directory.put(attrs.evolve(current, state="pending", error=""))
         phones.outcomes.reset(mac, request.code)

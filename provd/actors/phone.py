@@ -265,7 +265,7 @@ async def _connection(
 ) -> None:
     """One Sysclient connection, from handshake to close (always by an exception)."""
     p = ctx.config.provisioning
-    fetches = await ctx.store.call(lambda db: db.fetches(record.mac, 1))
+    fetches = await ctx.store.call(lambda db: db.fetches(record.mac, 1), quick=True)
     identify = describe(record, fetches[0] if fetches else None, p.product)
     device = SysclientDevice(
         identify,
@@ -405,6 +405,10 @@ class _Link:
     use_code: bool = False
     #: The actor gave up on the code: connected on the old password only.
     code_refused: bool = False
+    #: The initial configuration is in (Settled); until then a first registration's items
+    #: are summed up in one line (phone.provisioned items=N).
+    settled: bool = False
+    initial_items: int = 0
 
     @property
     def mac(self) -> str:
@@ -422,12 +426,14 @@ async def _on_password(event: PasswordAssigned, link: _Link) -> list[TunnelFrame
     mac, store = link.mac, link.ctx.store
     if event.with_code:
         code = link.record.code
-        stored = await store.call(lambda db: db.set_sysclient_password(mac, event.password, code))
+        stored = await store.call(
+            lambda db: db.set_sysclient_password(mac, event.password, code), quick=True
+        )
         if not stored:  # a newer ProvisioningPhone replaced this code meanwhile
             raise ConnectionLost("provisioning code superseded")
         link.attempt.code_done = True
     else:
-        await store.call(lambda db: db.set_sysclient_password(mac, event.password))
+        await store.call(lambda db: db.set_sysclient_password(mac, event.password), quick=True)
     await _refresh(link.ctx, mac)
     log.info("sysclient.password_assigned", during_session=not event.with_code)
     return []
@@ -438,7 +444,7 @@ async def _on_authenticated(event: Authenticated, link: _Link) -> list[TunnelFra
         # Already in a domain: Devices challenged our code identify and took the stored
         # password. The code is answered; the password stays (spec section 8.2).
         mac, code = link.mac, link.record.code
-        await link.ctx.store.call(lambda db: db.code_answered(mac, code))
+        await link.ctx.store.call(lambda db: db.code_answered(mac, code), quick=True)
         await _refresh(link.ctx, mac)
         link.attempt.code_done = True
         log.info("sysclient.code_answered_by_challenge")
@@ -451,8 +457,18 @@ async def _on_config(event: ConfigReceived, link: _Link) -> list[TunnelFrame]:
     if item is None:
         log.debug("sysclient.config_last")  # a bare {"last":...} frame
         return []
-    revision = await store.call(lambda db: db.put_config_item(mac, item.type, item.item))
-    log.info("sysclient.config_item", type=item.type, last=item.last, revision=revision)
+    revision = await store.call(
+        lambda db: db.put_config_item(mac, item.type, item.item), quick=True
+    )
+    # A first registration's initial set is summed up by phone.provisioned (per-item lines
+    # were a tenth of the daemon's CPU per provisioned phone, issue 14); any other item,
+    # a live change above all, keeps its own info line.
+    initial = link.use_code and not link.settled
+    if initial:
+        link.initial_items += 1
+    (log.debug if initial else log.info)(
+        "sysclient.config_item", type=item.type, last=item.last, revision=revision
+    )
     # O(1) per item (issue 8.14): update the in-memory record's items in place instead
     # of reloading every item of the phone from the store.
     current = link.ctx.directory.get(mac)
@@ -465,27 +481,35 @@ async def _on_config(event: ConfigReceived, link: _Link) -> list[TunnelFrame]:
 async def _on_settled(event: Settled, link: _Link) -> list[TunnelFrame]:
     """Admitted and the initial set is in (or Devices stays quiet): the phone is served."""
     mac, ctx = link.mac, link.ctx
+    link.settled = True
     if link.code_refused:
         return []  # connected on the old password; the refused code stays failed
     if link.use_code and not link.attempt.code_done:
         return []
     current = ctx.directory.get(mac)
     if current is not None and current.state != "provisioned":
-        await ctx.store.call(lambda db: db.set_state(mac, "provisioned"))
+        await ctx.store.call(lambda db: db.set_state(mac, "provisioned"), quick=True)
         # Re-read, never write back the copy from before the await: a ProvisioningPhone
         # with a new code may have been stored meanwhile, and its pending code must stay
         # visible to the actor that presents it.
         await _refresh(ctx, mac)
-    log.info("phone.provisioned" if link.use_code else "phone.config_current", quiet=event.by_quiet)
+    log.info(
+        "phone.provisioned" if link.use_code else "phone.config_current",
+        quiet=event.by_quiet,
+        items=link.initial_items,
+    )
     ctx.outcomes.report(mac, link.record.code, Outcome(ok=True))
     return []
 
 
 async def _on_admin_password(event: AdminPasswordReceived, link: _Link) -> list[TunnelFrame]:
     register_secret(event.password, owner=link.mac)
-    await link.ctx.store.call(lambda db: db.set_admin_password(link.mac, event.password))
+    await link.ctx.store.call(
+        lambda db: db.set_admin_password(link.mac, event.password), quick=True
+    )
     await _refresh(link.ctx, link.mac)
-    log.info("sysclient.admin_password_received")
+    initial = link.use_code and not link.settled
+    (log.debug if initial else log.info)("sysclient.admin_password_received")
     return []
 
 
@@ -552,7 +576,7 @@ _HANDLERS: dict[type, Callable[[Any, _Link], Awaitable[list[TunnelFrame]]]] = {
 
 
 async def _refresh(ctx: PhoneContext, mac: str) -> None:
-    record = await ctx.store.call(lambda db: db.phone(mac))
+    record = await ctx.store.call(lambda db: db.phone(mac), quick=True)
     if record is not None and ctx.directory.get(mac) is not None:
         ctx.directory.put(record)
 
@@ -561,14 +585,14 @@ async def _set_online(ctx: PhoneContext, mac: str, online: bool) -> None:
     record = ctx.directory.get(mac)
     if record is None or record.online == online:
         return
-    await ctx.store.call(lambda db: db.set_online(mac, online))
+    await ctx.store.call(lambda db: db.set_online(mac, online), quick=True)
     current = ctx.directory.get(mac)  # the record as it is now, not the copy from before
     if current is not None:
         ctx.directory.put(attrs.evolve(current, online=online))
 
 
 async def _fail(ctx: PhoneContext, record: PhoneRecord, error: str) -> None:
-    await ctx.store.call(lambda db: db.set_state(record.mac, "failed", error))
+    await ctx.store.call(lambda db: db.set_state(record.mac, "failed", error), quick=True)
     await _refresh(ctx, record.mac)
     log.error("phone.provisioning_failed", error=error)
     ctx.outcomes.report(record.mac, record.code, Outcome(ok=False, error=error))

@@ -131,8 +131,8 @@ async def test_settling_keeps_a_new_code_stored_meanwhile(tmp_path):
         link.attempt.code_done = True
         real_call = store.call
 
-        async def call_with_a_new_code_meanwhile(fn):
-            result = await real_call(fn)
+        async def call_with_a_new_code_meanwhile(fn, **kwargs):
+            result = await real_call(fn, **kwargs)
             if store.call is call_with_a_new_code_meanwhile:  # once: the settle's write
                 store.call = real_call
                 record, _ = await real_call(lambda db: db.upsert_phone(mac=MAC, code="2", **fields))
