@@ -28,6 +28,7 @@ credential). Nothing a network peer, an invalid URL or the store does ends it ot
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import sqlite3
 import time
@@ -116,7 +117,7 @@ class HandshakeFailed(Exception):
 async def run_phone(mac: str, ctx: PhoneContext) -> None:
     """The actor's body. Returns when the phone is gone or definitively refused."""
     structlog.contextvars.clear_contextvars()  # not the context of the session that spawned it
-    with structlog.contextvars.bound_contextvars(mac=mac):
+    with _bound_mac(mac):
         p = ctx.config.provisioning
         backoff = Backoff(initial=p.backoff_initial, cap=p.backoff_cap)
         refusals = 0
@@ -172,6 +173,14 @@ async def run_phone(mac: str, ctx: PhoneContext) -> None:
                 await ctx.locator.wait_changed()  # a new Devices URL: retry at once
 
 
+def _bound_mac(mac: str) -> contextlib.nullcontext[None]:
+    """``mac`` on every log line of this actor. The task runs in its own context (trio
+    copies it per task), so nothing needs undoing; a plain null context costs less
+    memory per phone than structlog's generator-based ``bound_contextvars``."""
+    structlog.contextvars.bind_contextvars(mac=mac)
+    return contextlib.nullcontext()
+
+
 @attrs.define(eq=False)
 class _Attempt:
     """How one connection attempt ended."""
@@ -201,12 +210,16 @@ async def _attempt(
     else:
         ctx.attempts.add(attempt)
         try:
+            # The one cancel scope of the connection: a Devices move, the keep-alive
+            # (a late pong) and the handshake deadline all end the attempt through it.
             with attempt.scope:
                 await _connect_and_serve(record, url, ctx, attempt, use_code, code_refused)
         finally:
             ctx.attempts.discard(attempt)
     if attempt.moved:
         attempt.reason = "Devices service moved"
+    elif attempt.scope.cancelled_caught and not attempt.reason:
+        attempt.reason = "handshake timed out"  # its deadline (the keep-alive says why)
     return attempt
 
 
@@ -301,56 +314,53 @@ async def _connection(
     await ctx.handshakes.acquire(priority=use_code)
     slot_held = True
     ws: SysclientSocket | None = None
+    scope = attempt.scope  # the handshake deadline is its deadline, lifted once answered
     try:
         ctx.directory.set_actor(record.mac, "handshake")
-        with trio.fail_after(p.handshake_timeout) as handshake_scope:
-            tls = context_for(
-                target, ca_file=ctx.config.devices.ca_file, verify=ctx.config.devices.verify
-            )
-            ws = await open_sysclient(target, ssl_context=tls)
-            attempt.connected = True
-            log.debug("sysclient.connected", url=target, with_code=use_code)
-            link = _Link(
-                record,
-                ctx,
-                TunnelEndpoint(lambda _r: _status_page(ctx, record.mac)),
-                attempt,
-                use_code,
-                code_refused,
-            )
-            # One task per phone: this one receives; the shared keep-alive pings (and
-            # cancels ws.scope when a pong is late).
-            ws.scope = trio.CancelScope()
-            ctx.keepalive.watch(ws)
-            with ws.scope:
-                await ws.send_message(device.start())
-                while True:
-                    events = await _next_events(ws, device, p.admit_quiet)
-                    for frame in device.outgoing():
-                        await ws.send_message(frame)
-                    if slot_held and device.state in _ANSWERED:
-                        # Our part is done (digest sent, or password received): silence
-                        # from here on is not failure (spec section 8.2), so no deadline;
-                        # the quiet timer admits and pings keep the session. Devices' work
-                        # is done: free the slot.
-                        slot_held = False
-                        handshake_scope.deadline = float("inf")
-                        ctx.handshakes.release()
-                    if device.state is DeviceState.READY and not handshake_done:
-                        handshake_done = attempt.admitted = True
-                        admitted_at = trio.current_time()
-                        ctx.directory.set_actor(record.mac, "connected", "")
-                        await _set_online(ctx, record.mac, True)
-                        ctx.devices_outage.connected_ok(record.mac)
-                    for event in events:
-                        for frame in await _HANDLERS[type(event)](event, link):
-                            await ws.send_message(encode_frame(frame))
-            raise ConnectionLost(ws.lost or "connection ended")  # only the keep-alive ends it
-    except trio.TooSlowError:
-        raise HandshakeFailed("handshake timed out") from None
+        scope.deadline = trio.current_time() + p.handshake_timeout
+        tls = context_for(
+            target, ca_file=ctx.config.devices.ca_file, verify=ctx.config.devices.verify
+        )
+        ws = await open_sysclient(target, ssl_context=tls)
+        attempt.connected = True
+        log.debug("sysclient.connected", url=target, with_code=use_code)
+        link = _Link(
+            record,
+            ctx,
+            TunnelEndpoint(lambda _r: _status_page(ctx, record.mac)),
+            attempt,
+            use_code,
+            code_refused,
+        )
+        # One task per phone: this one receives; the shared keep-alive pings (and cancels
+        # the attempt's scope, with ws.lost saying why, when a pong is late).
+        ws.scope = scope
+        ctx.keepalive.watch(ws)
+        await ws.send_message(device.start())
+        while True:
+            events = await _next_events(ws, device, p.admit_quiet)
+            for frame in device.outgoing():
+                await ws.send_message(frame)
+            if slot_held and device.state in _ANSWERED:
+                # Our part is done (digest sent, or password received): silence from here
+                # on is not failure (spec section 8.2), so no deadline; the quiet timer
+                # admits and pings keep the session. Devices' work is done: free the slot.
+                slot_held = False
+                scope.deadline = float("inf")
+                ctx.handshakes.release()
+            if device.state is DeviceState.READY and not handshake_done:
+                handshake_done = attempt.admitted = True
+                admitted_at = trio.current_time()
+                ctx.directory.set_actor(record.mac, "connected", "")
+                await _set_online(ctx, record.mac, True)
+                ctx.devices_outage.connected_ok(record.mac)
+            for event in events:
+                for frame in await _HANDLERS[type(event)](event, link):
+                    await ws.send_message(encode_frame(frame))
     finally:
         if ws is not None:
             ctx.keepalive.unwatch(ws)
+            attempt.reason = attempt.reason or ws.lost
             await ws.aclose()
         if handshake_done:
             attempt.lived = trio.current_time() - admitted_at
