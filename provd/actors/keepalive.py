@@ -37,6 +37,8 @@ log = structlog.get_logger("provd.keepalive")
 SEND_BUDGET = 2.0
 #: Seconds before retrying a connection whose owner was sending when its ping was due.
 BUSY_RETRY = 0.05
+#: Pings written between two yields to the event loop (a batch can be thousands).
+CHECKPOINT_EVERY = 64
 
 
 class KeepAlive:
@@ -110,22 +112,26 @@ class KeepAlive:
             return
         i = 0
         with trio.move_on_after(SEND_BUDGET) as scope:
-            for i, ws in enumerate(batch):  # noqa: B007 (i names the stuck one below)
+            for i, ws in enumerate(batch):
                 if ws.closed or not ws.watched:
                     continue
                 if ws.ping_sent is None:
                     try:
-                        sent = await ws.try_ping(now)
+                        rest = ws.ping_nowait(now)
+                        if rest:  # TLS, or a full socket buffer
+                            await ws.send_rest(rest)
                     except ConnectionLost:
                         ws.fail("closed while pinging")
                         continue
-                    if not sent:
+                    if rest is None:  # the owner is sending: retry in a moment
                         self._busy.append(ws)
                         continue
                     self.pings += 1
                     self._waiting.append((now + self.timeout, ws, now))
                 ws.ping_due = now + self.interval
                 due.append(ws)
+                if i % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1:
+                    await trio.lowlevel.checkpoint()  # the written pings need no yield
         if scope.cancelled_caught:  # stuck writing to batch[i]; the rest go next time
             stuck = batch[i]
             stuck.fail(f"ping to Devices not written within {SEND_BUDGET:g} s")

@@ -9,7 +9,7 @@ the phone actor's task receives (and answers Devices' pings while doing so), and
 keep-alive (:mod:`provd.actors.keepalive`) sends pings from its one task.
 
 Sends are serialised without a lock: the keep-alive never waits (it skips a connection
-whose owner is sending, see :meth:`try_ping`), and the owner waits only in the rare case a
+whose owner is sending, see :meth:`ping_nowait`), and the owner waits only in the rare case a
 ping is on the wire (a lazily created event).
 
 wsproto does the protocol (RFC 6455 framing, masking, the HTTP/1.1 upgrade through h11);
@@ -20,6 +20,7 @@ message is :class:`~provd.protocol.ProtocolError`.
 
 from __future__ import annotations
 
+import os
 import ssl
 import urllib.parse
 
@@ -46,6 +47,9 @@ from .appws import ConnectionLost
 
 #: Bytes asked of the stream per receive (a sysclient frame is small; a config set a few KB).
 RECEIVE_BYTES = 16384
+#: A client ping without payload: FIN + opcode 0x9, MASK + length 0, then the 4-byte
+#: masking key (RFC 6455 section 5.2; clients mask every frame, section 5.3).
+_PING_HEAD = b"\x89\x80"
 
 
 class WebsocketRejected(Exception):
@@ -124,6 +128,8 @@ class SysclientSocket:
     """One open client websocket; binary messages in and out, pings answered on receive."""
 
     __slots__ = (
+        "_fd",
+        "_fresh",
         "_max",
         "_messages",
         "_parts",
@@ -143,6 +149,10 @@ class SysclientSocket:
     def __init__(self, stream: trio.abc.Stream, ws: Connection, max_message_size: int) -> None:
         self._stream = stream
         self._ws = ws
+        #: A plain TCP connection's socket, read and written directly (no TLS): -1 for TLS.
+        self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        #: wsproto may hold frames that came with the upgrade answer: handle them first.
+        self._fresh = True
         self._max = max_message_size
         self._sending = False
         self._send_done: trio.Event | None = None
@@ -176,17 +186,39 @@ class SysclientSocket:
             await self._send_done.wait()
         await self._send(self._ws.send(BytesMessage(data=data)))
 
-    async def try_ping(self, now: float) -> bool:
-        """Send a ping unless the owner is sending right now (then False: try again soon).
+    def ping_nowait(self, now: float) -> bytes | None:
+        """Write a ping without waiting, if the connection allows it. Returns None when
+        the owner is sending (try again soon), ``b""`` when the ping is written, else the
+        bytes of it still to send with :meth:`send_rest` (TLS, or a full socket buffer).
+
+        The keep-alive's hot path (issue 14: idle CPU): no wsproto call, no trio
+        checkpoint; the frame is built here (wsproto keeps no state about pings) and
+        written with one ``send`` on the non-blocking socket.
 
         Raises:
             ConnectionLost: the connection is closed or broke.
         """
         if self._sending:
-            return False
+            return None
+        if self.closed or self._ws.state is not ConnectionState.OPEN:
+            raise ConnectionLost("connection to Devices already closed")
+        frame = _PING_HEAD + os.urandom(4)
         self.ping_sent = now
-        await self._send(self._ws.send(Ping()))
-        return True
+        if self._fd < 0:
+            return frame
+        try:
+            written = os.write(self._fd, frame)
+        except BlockingIOError:
+            return frame
+        except OSError:
+            self.closed = True
+            raise ConnectionLost("connection to Devices broke while sending") from None
+        return frame[written:]
+
+    async def send_rest(self, data: bytes) -> None:
+        """Send what :meth:`ping_nowait` could not write (the owner is not sending: that
+        call just checked, and nothing ran since)."""
+        await self._send(data)
 
     async def _send(self, frame: bytes) -> None:
         if self.closed or self._ws.state is not ConnectionState.OPEN:
@@ -216,17 +248,38 @@ class SysclientSocket:
             ProtocolError: a text message, a message over the size cap, bad framing.
         """
         while not self._messages:
+            if self._fresh:
+                self._fresh = False
+                await self._handle_events()
+                continue
             try:
-                data = await self._stream.receive_some(RECEIVE_BYTES)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = await self._read()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 self.closed = True
                 raise ConnectionLost("connection to Devices broke") from None
+            if data is None:
+                continue
             if not data:
                 self.closed = True
                 raise ConnectionLost("closed by Devices (1006)")
             self._ws.receive_data(data)
             await self._handle_events()
         return self._messages.pop(0)
+
+    async def _read(self) -> bytes | None:
+        """The next bytes from Devices (``b""``: end of stream, None: nothing after all).
+
+        A plain socket is waited on and read directly: one wake-up and one ``recv`` per
+        frame (a pong, mostly), where the stream's ``receive_some`` first tries a ``recv``
+        that fails, then waits, reads and yields once more.
+        """
+        if self._fd < 0:
+            return await self._stream.receive_some(RECEIVE_BYTES)
+        await trio.lowlevel.wait_readable(self._fd)
+        try:
+            return os.read(self._fd, RECEIVE_BYTES)
+        except BlockingIOError:
+            return None
 
     async def _handle_events(self) -> None:
         for event in self._ws.events():
