@@ -157,6 +157,30 @@ async def test_messages_pings_and_close():
         nursery.cancel_scope.cancel()
 
 
+async def test_pong_shortcut_only_between_frames():
+    """An empty pong read on its own is noted without wsproto; the same two bytes as the
+    payload of a frame whose header came in an earlier read are that frame's payload."""
+    ws, peer = pair()
+    ws.ping_sent = 1.0
+    async with trio.open_nursery() as nursery:
+        received: list[bytes] = []
+
+        async def receive() -> None:
+            received.append(await ws.get_message())
+
+        nursery.start_soon(receive)
+        await peer.stream.send_all(b"\x8a\x00")  # a pong
+        await trio.testing.wait_all_tasks_blocked()
+        assert ws.ping_sent is None
+        await peer.stream.send_all(b"\x82\x02")  # a binary frame's header, length 2
+        await trio.testing.wait_all_tasks_blocked()
+        ws.ping_sent = 2.0
+        await peer.stream.send_all(b"\x8a\x00")  # ... and its payload
+        await trio.testing.wait_all_tasks_blocked()
+        assert received == [b"\x8a\x00"] and ws.ping_sent == 2.0
+        nursery.cancel_scope.cancel()
+
+
 @pytest.mark.parametrize(
     ("event", "error"),
     [
