@@ -212,7 +212,7 @@ class SysclientSocket:
         if self._sending:
             return None
         if self.closed or self._ws.state is not ConnectionState.OPEN:
-            raise ConnectionLost("connection to Devices already closed")
+            return b""  # closing: its owner ends the session; nothing to ping
         frame = _PING_HEAD + os.urandom(4)
         self.ping_sent = now
         if self._fd < 0:
@@ -342,8 +342,12 @@ class SysclientSocket:
                 else:
                     frame = self._ws.send(CloseConnection(code=code or CloseReason.NORMAL_CLOSURE))
                 if not self._sending:
-                    with trio.move_on_after(1.0):
-                        await self._stream.send_all(frame)
+                    self._sending = True  # the keep-alive keeps off (ping_nowait)
+                    try:
+                        with trio.move_on_after(1.0):
+                            await self._stream.send_all(frame)
+                    finally:
+                        self._sending = False
         except (LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # wsproto refusing a close in an odd state, or a broken stream: nothing to do
         self.closed = True
