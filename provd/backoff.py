@@ -6,6 +6,8 @@ import random
 
 import attrs
 
+_SHARED_RNG = random.Random()
+
 
 @attrs.define
 class Backoff:
@@ -17,7 +19,9 @@ class Backoff:
     initial: float = 1.0
     factor: float = 2.0
     cap: float = 32.0
-    rng: random.Random = attrs.field(factory=random.Random)
+    #: One generator shared by every Backoff unless a test passes its own: a Random is
+    #: 2.5 KB of state, and there are two Backoffs per phone (issue 14, RSS per phone).
+    rng: random.Random = attrs.field(factory=lambda: _SHARED_RNG)
     attempt: int = 0
 
     def next_delay(self) -> float:

@@ -28,6 +28,7 @@ credential). Nothing a network peer, an invalid URL or the store does ends it ot
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -36,7 +37,6 @@ from typing import Any
 import attrs
 import structlog
 import trio
-import trio_websocket as tw
 
 from ..backoff import Backoff
 from ..config import Config
@@ -64,10 +64,12 @@ from ..protocol.sysclient import (
 from ..protocol.tunnel import TunnelEndpoint
 from ..store.actor import Store, StoreError
 from ..store.records import PhoneRecord
-from ..transport import ConnectionLost, connect
+from ..transport import ConnectionLost
 from ..transport.address import sysclients_url
+from ..transport.sysws import SysclientSocket, WebsocketRejected, open_sysclient
 from ..transport.tls import context_for
 from .devices_api import DevicesApi
+from .keepalive import KeepAlive
 from .state import DevicesLocator, HandshakeLimiter, Outcome, Outcomes, PhoneDirectory
 
 log = structlog.get_logger("provd.phone")
@@ -92,6 +94,22 @@ class PhoneContext:
     renderer: Callable[[], Any] | None = None
     #: The phone's lifecycle by MAC (issue 11.1), for the phone page; None: not kept.
     lifecycle: Callable[[str], Any] | None = None
+    #: The one keep-alive task's queues (built from the provisioning settings when None).
+    keepalive: KeepAlive = attrs.field(default=None)
+    #: The connection attempts running now, for ending them when Devices moves.
+    attempts: set[_Attempt] = attrs.field(factory=set, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.keepalive is None:
+            p = self.config.provisioning
+            self.keepalive = KeepAlive(p.ping_interval, p.ping_timeout)
+        self.locator.listeners.append(self._devices_moved)
+
+    def _devices_moved(self, url: str) -> None:
+        """A new Devices URL: every attempt on another one ends (and reconnects at once)."""
+        for attempt in [a for a in self.attempts if a.url != url]:
+            attempt.moved = True
+            attempt.scope.cancel()
 
 
 class HandshakeFailed(Exception):
@@ -103,7 +121,7 @@ class HandshakeFailed(Exception):
 async def run_phone(mac: str, ctx: PhoneContext) -> None:
     """The actor's body. Returns when the phone is gone or definitively refused."""
     structlog.contextvars.clear_contextvars()  # not the context of the session that spawned it
-    with structlog.contextvars.bound_contextvars(mac=mac):
+    with _bound_mac(mac):
         p = ctx.config.provisioning
         backoff = Backoff(initial=p.backoff_initial, cap=p.backoff_cap)
         refusals = 0
@@ -159,10 +177,21 @@ async def run_phone(mac: str, ctx: PhoneContext) -> None:
                 await ctx.locator.wait_changed()  # a new Devices URL: retry at once
 
 
-@attrs.define
+def _bound_mac(mac: str) -> contextlib.nullcontext[None]:
+    """``mac`` on every log line of this actor. The task runs in its own context (trio
+    copies it per task), so nothing needs undoing; a plain null context costs less
+    memory per phone than structlog's generator-based ``bound_contextvars``."""
+    structlog.contextvars.bind_contextvars(mac=mac)
+    return contextlib.nullcontext()
+
+
+@attrs.define(eq=False)
 class _Attempt:
     """How one connection attempt ended."""
 
+    #: The Devices service URL it connects to; its scope ends it when Devices moves.
+    url: str = ""
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     reason: str = ""
     connected: bool = False  # the websocket was open
     admitted: bool = False  # the handshake completed
@@ -179,33 +208,44 @@ async def _attempt(
     """One connection, ended early if the Devices service moves. Never raises for the
     failures a network peer, a bad URL or the store can cause; their reason is in the
     result (issue 8.4: none of them may end the actor)."""
-    attempt = _Attempt()
-
-    async def connect_and_serve() -> None:
-        try:
-            await _connection(record, url, ctx, attempt, use_code, code_refused)
-        except (ConnectionLost, HandshakeFailed, ProtocolError) as exc:
-            attempt.reason = exc.reason
-        except tw.ConnectionClosed as exc:
-            code = exc.reason.code if exc.reason else "none"
-            attempt.reason = f"closed by Devices ({code})"
-        except (OSError, tw.HandshakeError, trio.BrokenResourceError) as exc:
-            attempt.reason = f"cannot connect to {url}: {type(exc).__name__}"
-        except ValueError as exc:  # an invalid Devices URL (trio-websocket's URL parser)
-            attempt.reason = f"invalid Devices URL {url!r}: {exc}"
-        except (StoreError, sqlite3.Error) as exc:  # the store actor's, or a direct read's
-            attempt.reason = f"store error: {exc}"
-            attempt.store_error = True
-        nursery.cancel_scope.cancel()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(connect_and_serve)
-        while ctx.locator.url == url:
-            await ctx.locator.wait_changed()
+    attempt = _Attempt(url=url)
+    if ctx.locator.url != url:
         attempt.moved = True
+    else:
+        ctx.attempts.add(attempt)
+        try:
+            # The one cancel scope of the connection: a Devices move, the keep-alive
+            # (a late pong) and the handshake deadline all end the attempt through it.
+            with attempt.scope:
+                await _connect_and_serve(record, url, ctx, attempt, use_code, code_refused)
+        finally:
+            ctx.attempts.discard(attempt)
+    if attempt.moved:
         attempt.reason = "Devices service moved"
-        nursery.cancel_scope.cancel()
+    elif attempt.scope.cancelled_caught and not attempt.reason:
+        attempt.reason = "handshake timed out"  # its deadline (the keep-alive says why)
     return attempt
+
+
+async def _connect_and_serve(
+    record: PhoneRecord,
+    url: str,
+    ctx: PhoneContext,
+    attempt: _Attempt,
+    use_code: bool,
+    code_refused: bool,
+) -> None:
+    try:
+        await _connection(record, url, ctx, attempt, use_code, code_refused)
+    except (ConnectionLost, HandshakeFailed, ProtocolError) as exc:
+        attempt.reason = exc.reason
+    except (OSError, WebsocketRejected, trio.BrokenResourceError) as exc:
+        attempt.reason = f"cannot connect to {url}: {type(exc).__name__}"
+    except ValueError as exc:  # an invalid Devices URL (the URL parser's)
+        attempt.reason = f"invalid Devices URL {url!r}: {exc}"
+    except (StoreError, sqlite3.Error) as exc:  # the store actor's, or a direct read's
+        attempt.reason = f"store error: {exc}"
+        attempt.store_error = True
 
 
 def describe(record: PhoneRecord, fetch: FetchRecord | None, fallback_product: str) -> Identify:
@@ -277,53 +317,55 @@ async def _connection(
     admitted_at = 0.0
     await ctx.handshakes.acquire(priority=use_code)
     slot_held = True
+    ws: SysclientSocket | None = None
+    scope = attempt.scope  # the handshake deadline is its deadline, lifted once answered
     try:
         ctx.directory.set_actor(record.mac, "handshake")
-        with trio.fail_after(p.handshake_timeout) as handshake_scope:
-            tls = context_for(
-                target, ca_file=ctx.config.devices.ca_file, verify=ctx.config.devices.verify
-            )
-            async with connect(target, connect_timeout=p.handshake_timeout, ssl_context=tls) as ws:
-                attempt.connected = True
-                log.debug("sysclient.connected", url=target, with_code=use_code)
-                link = _Link(
-                    record,
-                    ctx,
-                    TunnelEndpoint(),  # answered with the phone page (_on_tunnel)
-                    attempt,
-                    use_code,
-                    code_refused,
-                )
-                try:
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(_keepalive, ws, p.ping_interval, p.ping_timeout)
-                        await _send(ws, device.start())
-                        while True:
-                            events = await _next_events(ws, device, p.admit_quiet)
-                            for frame in device.outgoing():
-                                await _send(ws, frame)
-                            if slot_held and device.state in _ANSWERED:
-                                # Our part is done (digest sent, or password received):
-                                # silence from here on is not failure (spec section 8.2),
-                                # so no deadline; the quiet timer admits and pings keep
-                                # the session. Devices' work is done: free the slot.
-                                slot_held = False
-                                handshake_scope.deadline = float("inf")
-                                ctx.handshakes.release()
-                            if device.state is DeviceState.READY and not handshake_done:
-                                handshake_done = attempt.admitted = True
-                                admitted_at = trio.current_time()
-                                ctx.directory.set_actor(record.mac, "connected", "")
-                                await _set_online(ctx, record.mac, True)
-                                ctx.devices_outage.connected_ok(record.mac)
-                            for event in events:
-                                for frame in await _HANDLERS[type(event)](event, link):
-                                    await _send(ws, encode_frame(frame))
-                except BaseExceptionGroup as group:
-                    raise _sole(group) from None
-    except trio.TooSlowError:
-        raise HandshakeFailed("handshake timed out") from None
+        scope.deadline = trio.current_time() + p.handshake_timeout
+        tls = context_for(
+            target, ca_file=ctx.config.devices.ca_file, verify=ctx.config.devices.verify
+        )
+        ws = await open_sysclient(target, ssl_context=tls)
+        attempt.connected = True
+        log.debug("sysclient.connected", url=target, with_code=use_code)
+        link = _Link(
+            record,
+            ctx,
+            TunnelEndpoint(),  # answered with the phone page (_on_tunnel)
+            attempt,
+            use_code,
+            code_refused,
+        )
+        # One task per phone: this one receives; the shared keep-alive pings (and cancels
+        # the attempt's scope, with ws.lost saying why, when a pong is late).
+        ws.scope = scope
+        ctx.keepalive.watch(ws)
+        await ws.send_message(device.start())
+        while True:
+            events = await _next_events(ws, device, p.admit_quiet)
+            for frame in device.outgoing():
+                await ws.send_message(frame)
+            if slot_held and device.state in _ANSWERED:
+                # Our part is done (digest sent, or password received): silence from here
+                # on is not failure (spec section 8.2), so no deadline; the quiet timer
+                # admits and pings keep the session. Devices' work is done: free the slot.
+                slot_held = False
+                scope.deadline = float("inf")
+                ctx.handshakes.release()
+            if device.state is DeviceState.READY and not handshake_done:
+                handshake_done = attempt.admitted = True
+                admitted_at = trio.current_time()
+                ctx.directory.set_actor(record.mac, "connected", "")
+                await _set_online(ctx, record.mac, True)
+                ctx.devices_outage.connected_ok(record.mac)
+            for event in events:
+                for frame in await _HANDLERS[type(event)](event, link):
+                    await ws.send_message(encode_frame(frame))
     finally:
+        if ws is not None:
+            ctx.keepalive.unwatch(ws)
+            attempt.reason = attempt.reason or ws.lost
+            await ws.aclose()
         if handshake_done:
             attempt.lived = trio.current_time() - admitted_at
         if slot_held:
@@ -334,63 +376,14 @@ async def _connection(
 _ANSWERED = (DeviceState.ANSWERED, DeviceState.READY)
 
 
-def _sole(group: BaseExceptionGroup) -> BaseException:
-    """The one failure inside a nursery's exception group (the keep-alive or the session
-    loop), so callers see ConnectionLost, ProtocolError... rather than a group. A group of
-    cancellations only is returned as it is."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop(0)
-        if isinstance(exc, BaseExceptionGroup):
-            pending.extend(exc.exceptions)
-        elif not isinstance(exc, trio.Cancelled):
-            leaves.append(exc)
-    return leaves[0] if leaves else group
-
-
-async def _next_events(ws: tw.WebSocketConnection, device: SysclientDevice, quiet: float):
+async def _next_events(ws: SysclientSocket, device: SysclientDevice, quiet: float):
     """The events of the next frame; or, while silence means something, of ``quiet``
     seconds without one (spec section 8.2: silence after the digest is not failure)."""
     if not device.wants_quiet_timer:
-        return device.receive(await _receive(ws))
+        return device.receive(await ws.get_message())
     with trio.move_on_after(quiet):
-        return device.receive(await _receive(ws))
+        return device.receive(await ws.get_message())
     return device.quiet()
-
-
-async def _keepalive(ws: tw.WebSocketConnection, interval: float, pong_wait: float) -> None:
-    """Ping Devices; a half-open connection (no pong) ends the session (issue 8.13)."""
-    while True:
-        await trio.sleep(interval)
-        with trio.move_on_after(pong_wait) as scope:
-            try:
-                await ws.ping()
-            except (tw.ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
-                raise ConnectionLost("closed while pinging") from None
-        if scope.cancelled_caught:
-            raise ConnectionLost(f"no pong from Devices within {pong_wait:g} s")
-
-
-async def _send(ws: tw.WebSocketConnection, data: bytes) -> None:
-    try:
-        await ws.send_message(data)
-    except tw.ConnectionClosed as exc:
-        code = exc.reason.code if exc.reason else "none"
-        raise ConnectionLost(f"closed by Devices ({code}) while sending") from None
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        raise ConnectionLost("connection broke while sending") from None
-
-
-async def _receive(ws: tw.WebSocketConnection) -> bytes:
-    try:
-        data = await ws.get_message()
-    except tw.ConnectionClosed as exc:
-        code = exc.reason.code if exc.reason else "none"
-        raise ConnectionLost(f"closed by Devices ({code})") from None
-    if isinstance(data, str):
-        raise ProtocolError("text frame on the sysclient connection")
-    return data
 
 
 @attrs.define

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 import structlog
@@ -194,6 +194,8 @@ class DevicesLocator:
         self.url = url if url and devices_url_problem(url) is None else ""
         self.service = ""
         self._changed = trio.Event()
+        #: Called with the new URL when it changes (the phone actors' connections end).
+        self.listeners: list[Callable[[str], None]] = []
 
     def set(self, url: str, service: str = "") -> bool:
         """Returns True if the URL changed (actors then reconnect to the new one).
@@ -213,6 +215,8 @@ class DevicesLocator:
         self.url = url
         self._changed.set()
         self._changed = trio.Event()
+        for listener in self.listeners:
+            listener(url)
         return True
 
     async def wait_url(self) -> str:

@@ -1,0 +1,361 @@
+"""A lean client websocket for sysclient connections: wsproto over one trio stream.
+
+A phone's sysclient connection lives for days and is idle nearly all the time, and provd
+holds one per phone (tens of thousands). trio-websocket gives every connection its own
+reader task, nursery, memory channel and close machinery (about 50 KB per phone with the
+actor's own tasks, issue 14); this class holds only the stream, the wsproto
+:class:`~wsproto.connection.Connection` and a few fields, and has **no task of its own**:
+the phone actor's task receives (and answers Devices' pings while doing so), and the shared
+keep-alive (:mod:`provd.actors.keepalive`) sends pings from its one task.
+
+Sends are serialised without a lock: the keep-alive never waits (it skips a connection
+whose owner is sending, see :meth:`ping_nowait`), and the owner waits only in the rare case a
+ping is on the wire (a lazily created event).
+
+wsproto does the protocol (RFC 6455 framing, masking, the HTTP/1.1 upgrade through h11);
+errors are translated here: a closed or broken connection is :class:`ConnectionLost`,
+an upgrade Devices refused is :class:`WebsocketRejected`, a text frame or an oversized
+message is :class:`~provd.protocol.ProtocolError`.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import urllib.parse
+
+import trio
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    Pong,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.frame_protocol import CloseReason
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from ..protocol import ProtocolError
+from ..protocol.jsonwire import MAX_MESSAGE_SIZE
+from .appws import ConnectionLost
+
+#: Bytes asked of the stream per receive (a sysclient frame is small; a config set a few KB).
+RECEIVE_BYTES = 16384
+#: A client ping without payload: FIN + opcode 0x9, MASK + length 0, then the 4-byte
+#: masking key (RFC 6455 section 5.2; clients mask every frame, section 5.3).
+_PING_HEAD = b"\x89\x80"
+#: The server's answer to it: FIN + opcode 0xA, no mask, length 0.
+_PONG = b"\x8a\x00"
+
+
+class WebsocketRejected(Exception):
+    """The server answered the upgrade with something other than 101 (or garbage)."""
+
+
+def _split(url: str) -> tuple[bool, str, int, str, str]:
+    """(tls, host, port, Host header, target) of a ``ws://``/``wss://`` URL.
+
+    Raises:
+        ValueError: not a websocket URL, or no host.
+    """
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("ws", "wss"):
+        raise ValueError(f"not a websocket URL (scheme {parts.scheme!r})")
+    host = parts.hostname
+    if not host:
+        raise ValueError("no host")
+    tls = scheme == "wss"
+    port = parts.port or (443 if tls else 80)  # .port raises ValueError when invalid
+    shown = f"[{host}]" if ":" in host else host
+    header = shown if port == (443 if tls else 80) else f"{shown}:{port}"
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return tls, host, port, header, target
+
+
+async def open_sysclient(
+    url: str,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    max_message_size: int = MAX_MESSAGE_SIZE,
+) -> SysclientSocket:
+    """Connect to ``url`` (TCP, TLS for ``wss://``, the websocket upgrade) and return the
+    open connection. The caller bounds the time (a cancel scope around the call).
+
+    Raises:
+        ValueError: an invalid URL.
+        OSError: the TCP connection failed.
+        trio.BrokenResourceError: TLS failed (certificate, handshake) or the peer left.
+        WebsocketRejected: the server refused the upgrade.
+    """
+    tls, host, port, header, target = _split(url)
+    tcp = await trio.open_tcp_stream(host, port)
+    stream: trio.abc.Stream = tcp
+    try:
+        if tls:
+            stream = trio.SSLStream(
+                tcp, ssl_context or ssl.create_default_context(), server_hostname=host
+            )
+            await stream.do_handshake()
+        handshake = H11Handshake(ConnectionType.CLIENT)
+        await stream.send_all(handshake.send(Request(host=header, target=target)))
+        while handshake.connection is None:
+            data = await stream.receive_some(RECEIVE_BYTES)
+            if not data:
+                raise WebsocketRejected("connection closed during the upgrade")
+            try:
+                handshake.receive_data(data)
+                for event in handshake.events():
+                    if isinstance(event, RejectConnection):
+                        raise WebsocketRejected(f"upgrade refused with HTTP {event.status_code}")
+                    if isinstance(event, RejectData):
+                        continue
+                    if isinstance(event, AcceptConnection):
+                        break
+            except RemoteProtocolError as exc:
+                raise WebsocketRejected(f"bad upgrade answer: {exc}") from None
+        return SysclientSocket(stream, handshake.connection, max_message_size)
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+
+
+class SysclientSocket:
+    """One open client websocket; binary messages in and out, pings answered on receive."""
+
+    __slots__ = (
+        "_decoder",
+        "_fd",
+        "_fresh",
+        "_max",
+        "_messages",
+        "_parts",
+        "_send_done",
+        "_sending",
+        "_size",
+        "_stream",
+        "_ws",
+        "closed",
+        "lost",
+        "ping_due",
+        "ping_sent",
+        "scope",
+        "watched",
+    )
+
+    def __init__(self, stream: trio.abc.Stream, ws: Connection, max_message_size: int) -> None:
+        self._stream = stream
+        self._ws = ws
+        #: A plain TCP connection's socket, read and written directly (no TLS): -1 for TLS.
+        self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        #: wsproto may hold frames that came with the upgrade answer: handle them first.
+        self._fresh = True
+        #: wsproto's frame decoder, to see that no frame is half received (its ``header``
+        #: and ``buffer``; wsproto 1.2-1.3): then a read of exactly an empty pong is that
+        #: pong, noted without wsproto. Parsing it took ~40 us of the ~70 us per ping and
+        #: pong (issue 14: idle CPU). None (no shortcut) if wsproto changes.
+        decoder = getattr(getattr(ws, "_proto", None), "_frame_decoder", None)
+        buffer = getattr(decoder, "buffer", None)
+        usable = hasattr(decoder, "header") and hasattr(buffer, "buffer")
+        self._decoder = decoder if usable else None
+        self._max = max_message_size
+        self._sending = False
+        self._send_done: trio.Event | None = None
+        #: Fragments of the message being received, and their size.
+        self._parts: list[bytes] = []
+        self._size = 0
+        #: Whole messages received but not yet returned (several can come in one read).
+        self._messages: list[bytes] = []
+        self.closed = False
+        #: The keep-alive's bookkeeping: watched by it; when the unanswered ping went out
+        #: (None: no ping outstanding), when the next one is due.
+        self.watched = False
+        self.ping_sent: float | None = None
+        self.ping_due = 0.0
+        #: The owner's session scope, cancelled by :meth:`fail` (keep-alive timeout).
+        self.scope: trio.CancelScope | None = None
+        #: Why the connection was ended from outside (set with the scope's cancellation).
+        self.lost = ""
+
+    # --- sending ---------------------------------------------------------------------
+
+    async def send_message(self, data: bytes) -> None:
+        """Send one binary message.
+
+        Raises:
+            ConnectionLost: the connection is closed or broke.
+        """
+        while self._sending:  # a keep-alive ping is on the wire: wait for it
+            if self._send_done is None:
+                self._send_done = trio.Event()
+            await self._send_done.wait()
+        await self._send(self._ws.send(BytesMessage(data=data)))
+
+    def ping_nowait(self, now: float) -> bytes | None:
+        """Write a ping without waiting, if the connection allows it. Returns None when
+        the owner is sending (try again soon), ``b""`` when the ping is written, else the
+        bytes of it still to send with :meth:`send_rest` (TLS, or a full socket buffer).
+
+        The keep-alive's hot path (issue 14: idle CPU): no wsproto call, no trio
+        checkpoint; the frame is built here (wsproto keeps no state about pings) and
+        written with one ``send`` on the non-blocking socket.
+
+        Raises:
+            ConnectionLost: the connection is closed or broke.
+        """
+        if self._sending:
+            return None
+        if self.closed or self._ws.state is not ConnectionState.OPEN:
+            return b""  # closing: its owner ends the session; nothing to ping
+        frame = _PING_HEAD + os.urandom(4)
+        self.ping_sent = now
+        if self._fd < 0:
+            return frame
+        try:
+            written = os.write(self._fd, frame)
+        except BlockingIOError:
+            return frame
+        except OSError:
+            self.closed = True
+            raise ConnectionLost("connection to Devices broke while sending") from None
+        return frame[written:]
+
+    async def send_rest(self, data: bytes) -> None:
+        """Send what :meth:`ping_nowait` could not write (the owner is not sending: that
+        call just checked, and nothing ran since)."""
+        await self._send(data)
+
+    async def _send(self, frame: bytes) -> None:
+        if self.closed or self._ws.state is not ConnectionState.OPEN:
+            raise ConnectionLost("connection to Devices already closed")
+        self._sending = True
+        try:
+            await self._stream.send_all(frame)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.closed = True
+            raise ConnectionLost("connection to Devices broke while sending") from None
+        except trio.Cancelled:
+            self.closed = True  # a frame may be half written: the stream is unusable
+            raise
+        finally:
+            self._sending = False
+            if self._send_done is not None:
+                self._send_done.set()
+                self._send_done = None
+
+    # --- receiving -------------------------------------------------------------------
+
+    async def get_message(self) -> bytes:
+        """The next binary message; pings are answered and pongs noted on the way.
+
+        Raises:
+            ConnectionLost: Devices closed the connection, or it broke.
+            ProtocolError: a text message, a message over the size cap, bad framing.
+        """
+        while not self._messages:
+            if self._fresh:
+                self._fresh = False
+                await self._handle_events()
+                continue
+            try:
+                data = await self._read()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                self.closed = True
+                raise ConnectionLost("connection to Devices broke") from None
+            if data is None:
+                continue
+            if data == _PONG and self._between_frames():
+                self.ping_sent = None
+                continue
+            if not data:
+                self.closed = True
+                raise ConnectionLost("closed by Devices (1006)")
+            self._ws.receive_data(data)
+            await self._handle_events()
+        return self._messages.pop(0)
+
+    async def _read(self) -> bytes | None:
+        """The next bytes from Devices (``b""``: end of stream, None: nothing after all).
+
+        A plain socket is waited on and read directly: one wake-up and one ``recv`` per
+        frame (a pong, mostly), where the stream's ``receive_some`` first tries a ``recv``
+        that fails, then waits, reads and yields once more.
+        """
+        if self._fd < 0:
+            return await self._stream.receive_some(RECEIVE_BYTES)
+        await trio.lowlevel.wait_readable(self._fd)
+        try:
+            return os.read(self._fd, RECEIVE_BYTES)
+        except BlockingIOError:
+            return None
+
+    def _between_frames(self) -> bool:
+        """wsproto holds no part of a frame (so the next bytes begin one)."""
+        decoder = self._decoder
+        return decoder is not None and decoder.header is None and not decoder.buffer.buffer
+
+    async def _handle_events(self) -> None:
+        for event in self._ws.events():
+            if isinstance(event, BytesMessage):
+                self._size += len(event.data)
+                if self._size > self._max:
+                    await self._close_quietly(1009)
+                    raise ProtocolError(f"message from Devices over {self._max} bytes")
+                self._parts.append(event.data)
+                if event.message_finished:
+                    self._messages.append(b"".join(self._parts))
+                    self._parts, self._size = [], 0
+            elif isinstance(event, Pong):
+                self.ping_sent = None
+            elif isinstance(event, Ping):
+                await self._send(self._ws.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                code = event.code
+                await self._close_quietly(None, event)
+                raise ConnectionLost(f"closed by Devices ({code})")
+            elif isinstance(event, TextMessage):
+                await self._close_quietly(1003)
+                raise ProtocolError("text frame on the sysclient connection")
+
+    # --- ending ----------------------------------------------------------------------
+
+    def fail(self, reason: str) -> None:
+        """End the owner's session from outside (the keep-alive): ``reason`` is what the
+        owner reports."""
+        if not self.lost:
+            self.lost = reason
+        if self.scope is not None:
+            self.scope.cancel()
+
+    async def _close_quietly(self, code: int | None, received: CloseConnection | None = None):
+        """Send a close frame (or the answer to ``received``) if possible; never raises."""
+        try:
+            if self._ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+                if received is not None:
+                    frame = self._ws.send(received.response())
+                else:
+                    frame = self._ws.send(CloseConnection(code=code or CloseReason.NORMAL_CLOSURE))
+                if not self._sending:
+                    self._sending = True  # the keep-alive keeps off (ping_nowait)
+                    try:
+                        with trio.move_on_after(1.0):
+                            await self._stream.send_all(frame)
+                    finally:
+                        self._sending = False
+        except (LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # wsproto refusing a close in an odd state, or a broken stream: nothing to do
+        self.closed = True
+
+    async def aclose(self, code: int = 1000) -> None:
+        """Close (a close frame when the connection is still open, then the stream)."""
+        with trio.CancelScope(shield=True):
+            if not self.closed:
+                await self._close_quietly(code)
+            self.closed = True
+            await trio.aclose_forcefully(self._stream)
