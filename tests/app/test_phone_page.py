@@ -100,7 +100,7 @@ async def _check(tmp_path: Path, nursery: trio.Nursery, socket_path: str) -> Non
         sim.pbxadmin.set_rule(MAC, register=True, addr=REG_ADDR)
         fetched = await sim.fetch_file(provd.phones_url, Vendor.YEALINK, MAC)
         assert fetched.status_code == 200
-        await provd.wait_for(r"event=sysclient\.config_item")
+        await provd.wait_for(rf"event=phone\.provisioned .*mac={MAC}")  # items in
         await provd.wait_for(f"event=phone.lifecycle mac={MAC} from=fetched to=registered")
         url = await trio.to_thread.run_sync(passthrough_url, socket_path, PHONE.mac)
         assert url.startswith(sim.addresses.passthrough_base + MAC + "/")
