@@ -20,10 +20,14 @@ message is :class:`~provd.protocol.ProtocolError`.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import ssl
 import urllib.parse
 
+import outcome
+import structlog
 import trio
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import (
@@ -52,6 +56,106 @@ RECEIVE_BYTES = 16384
 _PING_HEAD = b"\x89\x80"
 #: The server's answer to it: FIN + opcode 0xA, no mask, length 0.
 _PONG = b"\x8a\x00"
+#: Ready sockets the shared poller takes from its epoll per round.
+POLL_BATCH = 1024
+
+log = structlog.get_logger("provd.sysws")
+
+
+class Poller:
+    """One task waits for every idle plain-TCP sysclient socket (issue 14: idle CPU).
+
+    A phone's task waiting in :meth:`SysclientSocket.get_message` parks here instead of
+    on its own socket: the socket joins a private level-triggered epoll whose one fd the
+    poller task waits on. When sockets turn readable the poller reads them all in one
+    wake-up; an empty pong between frames (the answer to the keep-alive's ping, ~667 a
+    second for 10,000 phones at 15 s) is noted on the socket and the phone's task is not
+    woken at all; anything else (a message, the end of the stream, an error) is handed to
+    the parked task, which resumes with it. Waking the task per pong cost ~40 us (trio's
+    epoll re-registration, the task switch, the read); here a pong is one ``recv`` in a
+    batch. Linux (``select.epoll``) only; elsewhere each task waits on its own socket.
+    """
+
+    def __init__(self) -> None:
+        self._ep = select.epoll()
+        #: fd -> (socket, its parked task).
+        self._parked: dict[int, tuple[SysclientSocket, trio.lowlevel.Task]] = {}
+        #: Pongs taken without waking their phone's task, and wake-ups (tests, bench).
+        self.pongs = 0
+        self.rounds = 0
+
+    async def wait(self, ws: SysclientSocket) -> bytes | None:
+        """Park until ``ws`` has bytes other than a pong: as :meth:`SysclientSocket._read`."""
+        fd = ws._fd
+        task = trio.lowlevel.current_task()
+        self._ep.register(fd, select.EPOLLIN)
+        self._parked[fd] = (ws, task)
+
+        def abort(_raise_cancel):
+            self._forget(fd)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        return await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _forget(self, fd: int) -> None:
+        if self._parked.pop(fd, None) is not None:
+            with contextlib.suppress(OSError):
+                self._ep.unregister(fd)
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(self._ep.fileno())
+                self.rounds += 1
+                self._round()
+        except Exception:  # a bug here must not take the daemon down with a system task
+            log.exception("sysws.poller_crashed")
+            for fd, (_, task) in list(self._parked.items()):
+                self._forget(fd)
+                trio.lowlevel.reschedule(task, outcome.Error(OSError("sysws poller ended")))
+        finally:
+            if _POLLER.get(None) is self:
+                _POLLER.set(None)
+            self._ep.close()
+
+    def _round(self) -> None:
+        parked = self._parked
+        for fd, _mask in self._ep.poll(0, POLL_BATCH):
+            entry = parked.get(fd)
+            if entry is None:  # not ours any more: never spin on it
+                with contextlib.suppress(OSError):
+                    self._ep.unregister(fd)
+                continue
+            ws, task = entry
+            try:
+                data = os.read(fd, RECEIVE_BYTES)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                self._forget(fd)
+                trio.lowlevel.reschedule(task, outcome.Error(exc))
+                continue
+            if data == _PONG and ws._between_frames():
+                ws.ping_sent = None
+                self.pongs += 1
+                continue
+            self._forget(fd)
+            trio.lowlevel.reschedule(task, outcome.Value(data))
+
+
+_POLLER: trio.lowlevel.RunVar = trio.lowlevel.RunVar("provd.sysws.poller", default=None)
+
+
+def poller() -> Poller | None:
+    """This trio run's :class:`Poller` (started on first use), None without epoll."""
+    if not hasattr(select, "epoll"):
+        return None
+    current = _POLLER.get()
+    if current is None:
+        current = Poller()
+        _POLLER.set(current)
+        trio.lowlevel.spawn_system_task(current.run, name="provd.sysws.poller")
+    return current
 
 
 class WebsocketRejected(Exception):
@@ -289,6 +393,9 @@ class SysclientSocket:
         """
         if self._fd < 0:
             return await self._stream.receive_some(RECEIVE_BYTES)
+        shared = poller()
+        if shared is not None:
+            return await shared.wait(self)
         await trio.lowlevel.wait_readable(self._fd)
         try:
             return os.read(self._fd, RECEIVE_BYTES)
