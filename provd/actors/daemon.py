@@ -462,11 +462,8 @@ class Daemon:
         self.fetches.record(fetch)  # buffered: never blocks a phone's request
 
     def _lifecycle_of(self, mac: str) -> Any:
-        """The phone's lifecycle (issue 11.1) for its page, where the daemon keeps one."""
-        registration = getattr(self, "registration", None)
-        book = getattr(registration, "book", None)
-        phones = getattr(book, "phones", None)
-        return phones.get(mac) if isinstance(phones, dict) else None
+        """The phone's lifecycle (issue 11.1) for its page."""
+        return self.registration.book.phones.get(mac)
 
     async def _write_fetches(self, rows: list[FetchRecord]) -> None:
         await self.store.call(lambda db: db.record_fetches(rows))
