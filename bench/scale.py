@@ -157,7 +157,7 @@ def measure(
     phones: int,
     *,
     max_handshakes: int = 32,
-    ping_interval: float = 15.0,
+    ping_interval: float = 30.0,
     idle_seconds: float = 15.0,
     deadline: float = 600.0,
 ) -> ScaleResult:
