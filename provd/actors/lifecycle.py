@@ -39,6 +39,11 @@ from ..store.records import Lifecycle, PhoneRecord
 
 log = structlog.get_logger("provd.lifecycle")
 
+#: Seconds: a fetch this soon after the one in ``fetched_at`` leaves it as it is (a boot's
+#: few files, a boot storm's repeats), so it costs neither a new record nor a store write
+#: (issue 14: in a storm every fetch rewrote the phone's lifecycle).
+FETCHED_AT_RESOLUTION = 10.0
+
 #: What the warning tells the operator to check.
 NOT_REGISTERED_HINT = (
     "the phone got its file but the PBX shows no registration of it: check the SIP "
@@ -154,7 +159,9 @@ class LifecycleBook:
         if life is None or life.state == "pending":
             return  # only provisioned phones get a file
         changes: dict[str, Any] = {}
-        if when > life.fetched_at:
+        if when > life.fetched_at and (
+            life.state == "provisioned" or when >= life.fetched_at + FETCHED_AT_RESOLUTION
+        ):
             changes["fetched_at"] = when
         if life.state == "provisioned":
             changes.update(self._move(life, "fetched", when))

@@ -231,20 +231,26 @@ class _SocketIO:
         self.sock = sock
         self.conn = conn
 
-    async def receive(self) -> bytes:
+    async def receive(self, answered: bool = False) -> bytes:
+        """The next bytes from the client, b"" when it is gone. ``answered``: we just sent
+        a response; a client that waits for it (wrk, a phone) has sent nothing since, so
+        don't try a read that would fail (a system call and an exception per request):
+        wait until the socket is readable."""
         sock = self.sock
-        try:
-            data = sock.recv(RECEIVE_SIZE)
-        except BlockingIOError:
-            pass
-        except OSError:
-            return b""
-        else:
-            # Data was waiting: let the other connections go first all the same (round
-            # robin), or a busy client would be served again and again while others wait
-            # (with wrk under load: p99 360-580 ms instead of 140-170 ms).
-            await trio.lowlevel.checkpoint()
-            return data
+        if not answered:
+            try:
+                data = sock.recv(RECEIVE_SIZE)
+            except BlockingIOError:
+                pass
+            except OSError:
+                return b""
+            else:
+                # Data was waiting: let the other connections go first all the same (round
+                # robin), or a busy client would be served again and again while others
+                # wait (with wrk under load: p99 360-580 ms instead of 140-170 ms).
+                await trio.lowlevel.checkpoint()
+                return data
+        # Waiting is a turn of the scheduler too, so this is round robin as well.
         while True:
             await trio.lowlevel.wait_readable(sock)
             try:
@@ -286,7 +292,7 @@ class _StreamIO:
         self.stream = stream
         self.conn = conn
 
-    async def receive(self) -> bytes:
+    async def receive(self, answered: bool = False) -> bytes:
         try:
             return bytes(await self.stream.receive_some(RECEIVE_SIZE))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -385,9 +391,11 @@ class _Connection:
         parser = self.parser
         ready = self.ready
         clock = time.perf_counter
+        answered = False
         with self.scope:
             while True:
-                data = await io.receive()
+                data = await io.receive(answered)
+                answered = False
                 if not data:
                     return
                 failure: Response | None = None
@@ -435,6 +443,7 @@ class _Connection:
                         batch.append(failure.encode(close=True))
                 if batch:
                     await io.send(batch[0] if len(batch) == 1 else b"".join(batch))
+                    answered = True
                 sent = clock()
                 for request, response, responded in done:
                     try:
