@@ -129,7 +129,8 @@ class Response:
     """
 
     __slots__ = (
-        "_rest",
+        "_date",
+        "_encoded",
         "_rest_head",
         "_status_line",
         "body",
@@ -137,6 +138,7 @@ class Response:
         "length",
         "log_fields",
         "status",
+        "streamed",
     )
 
     def __init__(
@@ -154,21 +156,34 @@ class Response:
         self._status_line = b"HTTP/1.1 %d %s\r\n" % (status, _phrase(status))
         fields = b"".join(name + b": " + value + b"\r\n" for name, value in self.headers)
         self._rest_head = fields + b"\r\n"
-        streamed = isinstance(body, firmware.FirmwareFile)
-        self._rest = self._rest_head if streamed else self._rest_head + body  # type: ignore[operator]
-
-    @property
-    def streamed(self) -> bool:
-        """Whether the body is a file streamed after the head."""
-        return isinstance(self.body, firmware.FirmwareFile)
+        #: Whether the body is a file streamed after the head.
+        self.streamed = streamed = isinstance(body, firmware.FirmwareFile)
+        rest = self._rest_head if streamed else self._rest_head + body  # type: ignore[operator]
+        # The whole keep-alive answer; only its Date line changes (once a second, in place).
+        self._date = date = date_line()
+        self._encoded = b"".join((self._status_line, date, rest))
 
     def encode(self, *, head_only: bool = False, close: bool = False) -> bytes:
         """The bytes to send: status line, ``Date``, headers and (unless ``head_only`` or
-        streamed) the body; ``close`` adds ``Connection: close``."""
-        rest = self._rest_head if head_only else self._rest
-        if close:
-            return b"".join((self._status_line, date_line(), _CLOSE, rest))
-        return b"".join((self._status_line, date_line(), rest))
+        streamed) the body; ``close`` adds ``Connection: close``.
+
+        The usual answer (whole, keep-alive) is kept until the ``Date`` line changes: a
+        phone server answers the same bytes many times a second in a boot storm."""
+        date = date_line()
+        if date is not self._date:
+            start = len(self._status_line)
+            encoded = self._encoded
+            self._encoded = b"".join((self._status_line, date, encoded[start + len(self._date) :]))
+            self._date = date
+        if head_only:
+            rest = self._rest_head
+        elif close:
+            rest = self._encoded[len(self._status_line) + len(date) :]
+        else:
+            return self._encoded
+        return b"".join(
+            (self._status_line, date, _CLOSE, rest) if close else (self._status_line, date, rest)
+        )
 
 
 _CLOSE = b"connection: close\r\n"
@@ -313,6 +328,7 @@ class _Connection:
     """One client connection: httptools' callbacks fill :attr:`ready` with request heads."""
 
     __slots__ = (
+        "begun",
         "count",
         "deadline",
         "headers",
@@ -336,6 +352,7 @@ class _Connection:
         self.size = 0
         self.count = 0
         self.in_head = False
+        self.begun = False
         self.too_large = False
         self.deadline = trio.current_time() + server.limits.header_timeout
         self.scope = trio.CancelScope()
@@ -347,8 +364,7 @@ class _Connection:
         self.url = b""
         self.headers = {}
         self.size = self.count = 0
-        self.in_head = True
-        self.deadline = trio.current_time() + self.server.limits.header_timeout
+        self.in_head = self.begun = True  # the header deadline is set after this feed
 
     def on_url(self, url: bytes) -> None:
         self.size += len(url)
@@ -407,6 +423,10 @@ class _Connection:
                     failure = _BAD_REQUEST
                 if self.too_large:
                     failure = _TOO_LARGE
+                if self.begun:
+                    self.begun = False
+                    if self.in_head:  # a head began and is not complete: it has a deadline
+                        self.deadline = trio.current_time() + limits.header_timeout
                 if not ready:
                     if failure is not None:
                         await self._send_final(io, failure)

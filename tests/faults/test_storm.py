@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from provd.actors.lifecycle import FETCHED_AT_RESOLUTION, LifecycleBook
 from provd.config import RegistrationSettings
 from provd.metrics import LATENCY_BUCKETS, Metrics
+from provd.phones import http
 from provd.phones.http import HttpServer, Limits, Request, Response
 from provd.store.records import PhoneRecord
 
@@ -143,3 +144,25 @@ def test_fetch_after_reprovisioning_is_stamped_even_within_the_resolution():
     book.on_fetch(MAC, 1003.0)
     life = book.phones[MAC]
     assert (life.state, life.fetched_at) == ("fetched", 1003.0)
+
+
+def test_kept_answer_takes_each_new_date(monkeypatch):
+    """A response kept for repeats is sent as pre-joined bytes, its Date line renewed when
+    the second changes; HEAD and Connection: close variants built from it stay right."""
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(http.time, "time", lambda: now[0])
+    response = Response(200, [(b"content-type", b"text/plain")], b"hello")
+    first = response.encode()
+    assert response.encode() is first  # same second: the same bytes, nothing joined
+    now[0] += 86400 + 1
+    second = response.encode()
+    assert second != first and second.endswith(b"\r\n\r\nhello")
+    assert second.count(b"date: ") == 1 and http.date_line() in second
+    assert first.replace(first.split(b"\r\n")[1], second.split(b"\r\n")[1]) == second
+    head = response.encode(head_only=True)
+    assert head == second[: -len(b"hello")]
+    closing = response.encode(close=True)
+    assert closing.startswith(b"HTTP/1.1 200 OK\r\n" + http.date_line() + b"connection: close\r\n")
+    assert closing.endswith(b"content-length: 5\r\n\r\nhello")
+    closing_head = response.encode(head_only=True, close=True)
+    assert closing_head == closing[: -len(b"hello")]
