@@ -103,11 +103,13 @@ class _Route:
         "response",
         "settings",
         "user_agent",
+        "vendor",
         "year",
     )
 
     def __init__(self, ident: Identification, user_agent: str) -> None:
         self.ident = ident
+        self.vendor = str(ident.vendor)
         self.user_agent = user_agent
         self.settings: PhonesSettings | None = None
         self.agent_ok = False
@@ -283,16 +285,17 @@ class PhonesApp:
                 method=method.decode(),
             )
         if phone is not None and method == GET:
+            # Positional: the fields in FetchRecord's order (one of these per fetch).
             await self.record_fetch(
                 FetchRecord(
-                    time=self.wall_clock(),
-                    address=address,
-                    user_agent=route.user_agent,
-                    vendor=str(ident.vendor),
-                    model=ident.model,
-                    firmware=ident.firmware,
-                    file=ident.file,
-                    mac=phone.mac,
+                    self.wall_clock(),
+                    address,
+                    route.user_agent,
+                    route.vendor,
+                    ident.model,
+                    ident.firmware,
+                    ident.file,
+                    phone.mac,
                 )
             )
         return response
