@@ -277,7 +277,15 @@ class _SocketIO:
 
     async def send(self, data: bytes) -> None:
         sock = self.sock
-        view = memoryview(data)
+        try:  # the usual case: the whole answer fits the socket buffer at once
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            raise _Closed(str(exc)) from None
+        if sent == len(data):
+            return
+        view = memoryview(data)[sent:]
         waited = False
         while view:
             try:

@@ -166,3 +166,28 @@ def test_kept_answer_takes_each_new_date(monkeypatch):
     assert closing.endswith(b"content-length: 5\r\n\r\nhello")
     closing_head = response.encode(head_only=True, close=True)
     assert closing_head == closing[: -len(b"hello")]
+
+
+class _Big:
+    async def respond(self, request: Request) -> Response:
+        return Response(200, [(b"content-type", b"application/octet-stream")], b"x" * (8 << 20))
+
+    def finished(self, request, response, times) -> None:
+        pass
+
+
+async def test_client_that_stops_reading_is_dropped_after_send_timeout(autojump_clock):
+    """A partial send (the answer outgrew the socket buffer) still waits under
+    ``send_timeout``: a client that never reads is dropped, nothing waits for ever."""
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    server = HttpServer(_Big(), Limits(header_timeout=5.0, keepalive_timeout=5.0, send_timeout=3.0))
+    with trio.fail_after(30):
+        async with trio.open_nursery() as inner:
+            inner.start_soon(server.reap)
+            theirs.sendall(b"GET /big HTTP/1.1\r\nHost: provd\r\n\r\n")
+            start = trio.current_time()
+            await server.serve_connection(ours, "192.0.2.1")
+            assert 3.0 <= trio.current_time() - start <= 5.0
+            inner.cancel_scope.cancel()
+    theirs.close()
