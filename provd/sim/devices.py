@@ -41,7 +41,7 @@ from ..protocol.sysclient import AdminType, TunnelEvent, TunnelFrame, encode_fra
 from ..transport import AppWebsocket, ConnectionLost, accept_login, parse_listen, ws_url
 from .config import DevicesConfig
 from .devices_api import DevicesApiSession
-from .domain import DevicesDomain
+from .domain import DevicesDomain, random_digits
 from .faults import Direction, FaultPlan, Party
 from .passthrough import PassthroughError, passthrough_app
 from .sysclient_server import Admitted, Closed, ServerState, SysclientServer, TunnelReceived
@@ -82,37 +82,44 @@ def _frame_name(data: bytes) -> str:
 
 
 class _SysclientConn:
-    """One admitted-or-not device connection; sends are serialised under a lock."""
+    """One admitted-or-not device connection.
 
-    __slots__ = ("dropped", "faults", "lock", "machine", "tunnels", "ws")
+    What one call sends goes out as one write (the state machine's queue after a
+    message, a tunnel's frames), so no lock is needed to keep another task's frames from
+    landing in between, and a device gets its password and configuration in one segment.
+    """
+
+    __slots__ = ("dropped", "faults", "machine", "tunnels", "ws")
 
     def __init__(self, ws: ServerWebsocket, machine: SysclientServer, faults: FaultPlan) -> None:
         self.ws = ws
         self.machine = machine
         self.faults = faults
-        self.lock = trio.Lock()
         self.tunnels: dict[int, trio.MemorySendChannel[TunnelFrame]] = {}
         self.dropped = False
 
     async def flush(self) -> None:
         """Send what the state machine queued (and honour drop-after-sent rules)."""
-        async with self.lock:
-            for data in self.machine.outgoing():
-                await self._send(data)
+        if self.machine.has_outgoing:
+            await self._send(self.machine.outgoing())
 
     async def send_frames(self, frames: list[TunnelFrame]) -> None:
-        async with self.lock:
-            for frame in frames:
-                await self._send(encode_frame(frame))
+        await self._send([encode_frame(frame) for frame in frames])
 
-    async def _send(self, data: bytes) -> None:
-        if self.dropped:
+    async def _send(self, messages: list[bytes]) -> None:
+        if self.dropped or not messages:
             return
+        drop = False
+        if self.faults.drops(Party.SYSCLIENT):
+            for i, data in enumerate(messages):
+                if self.faults.should_drop(Party.SYSCLIENT, _frame_name(data), Direction.SENT):
+                    messages, drop = messages[: i + 1], True  # sent, then the drop
+                    break
         try:
-            await self.ws.send_message(data)
+            await self.ws.send_messages(messages)
         except WebsocketClosed:
             raise ConnectionLost("send failed") from None
-        if self.faults.should_drop(Party.SYSCLIENT, _frame_name(data), Direction.SENT):
+        if drop:
             self.dropped = True
             await self.ws.aclose(1001, "fault: drop")
 
@@ -400,6 +407,7 @@ class DevicesApp:
             after_digest=self.config.after_digest,
             last_frame=self.config.last_frame,
             code_when_known=self.config.code_when_known,
+            challenge_factory=random_digits,
         )
         conn = _SysclientConn(ws, machine, self.faults)
         try:

@@ -8,8 +8,9 @@ and took its send lock; profiles showed about half of the simulator's CPU there.
 module serves the listener itself:
 
 - it accepts TCP (TLS with ``ssl_context``, as :func:`provd.transport.serve` does), holds
-  at most ``max_connections`` and reads the upgrade request with wsproto's
-  :class:`~wsproto.handshake.H11Handshake` within ``handshake_timeout``;
+  at most ``max_connections`` and reads the upgrade request within ``handshake_timeout``:
+  a plain one (provd's) is parsed here, anything else by wsproto's
+  :class:`~wsproto.handshake.H11Handshake` (h11 took a fifth of the CPU of a reconnect);
 - an upgrade for ``lean_path`` (the sysclients endpoint) is accepted here and served by a
   :class:`ServerWebsocket`: wsproto over the one stream, **no task, channel or lock of its
   own**: the handler's task reads, and answers pings inline while it does;
@@ -23,8 +24,11 @@ escapes it and goes on with the next.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import errno
+import hashlib
 import os
 import ssl
 from collections.abc import Awaitable, Callable
@@ -250,6 +254,17 @@ class ServerWebsocket:
         frame = self._ws.send(BytesMessage(data=data))
         await self._send(frame)
 
+    async def send_messages(self, messages: list[bytes]) -> None:
+        """Send binary messages in order, with one write (no other frame between them).
+
+        Raises:
+            WebsocketClosed: the connection is closed or broke.
+        """
+        if self.closed or self._ws.state is not ConnectionState.OPEN:
+            raise WebsocketClosed(self.close_code, "closed")
+        send = self._ws.send
+        await self._send(b"".join([send(BytesMessage(data=data)) for data in messages]))
+
     async def _send(self, frame: bytes) -> None:
         while self._sending:
             if self._send_done is None:
@@ -345,26 +360,78 @@ class ServerWebsocket:
             self._done.set()
 
 
-async def _upgrade(
-    stream: trio.abc.Stream, handshake: H11Handshake
-) -> tuple[Request | None, bytes]:
-    """Read the request head; ``(request, raw bytes read)``, request None when wsproto
-    could not take it (trio-websocket then answers it as before)."""
-    raw = bytearray()
-    while True:
+#: RFC 6455 section 1.3: appended to Sec-WebSocket-Key before hashing.
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+async def _read_head(stream: trio.abc.Stream) -> bytes:
+    """What the client sent up to the end of its request head (or EOF, or more than
+    :data:`MAX_HEAD` bytes); anything after the head is included."""
+    raw = b""
+    while b"\r\n\r\n" not in raw and len(raw) <= MAX_HEAD:
         data = await stream.receive_some(RECEIVE_BYTES)
         if not data:
-            return None, bytes(raw)
+            break
         raw += data
-        try:
-            handshake.receive_data(data)
-            for event in handshake.events():
-                if isinstance(event, Request):
-                    return event, bytes(raw)
-        except RemoteProtocolError:
-            return None, bytes(raw)
-        if len(raw) > MAX_HEAD:
-            return None, bytes(raw)
+    return raw
+
+
+def _plain_upgrade(raw: bytes) -> tuple[str, bytes, bytes] | None:
+    """``(target, Sec-WebSocket-Accept value, bytes after the head)`` of a plain websocket
+    upgrade request (RFC 6455 section 4.2.1), parsed without h11; None for anything less
+    plain (duplicate or folded headers, extensions, ...): wsproto decides those."""
+    head, sep, rest = raw.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    lines = head.split(b"\r\n")
+    request = lines[0].split(b" ")
+    if len(request) != 3 or request[0] != b"GET" or request[2] != b"HTTP/1.1":
+        return None
+    headers: dict[bytes, bytes] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name.strip() != name or name in headers:
+            return None
+        headers[name.lower()] = value.strip(b" \t")
+    if len(headers) != len(lines) - 1 or b"sec-websocket-extensions" in headers:
+        return None
+    tokens = [t.strip().lower() for t in headers.get(b"connection", b"").split(b",")]
+    key = headers.get(b"sec-websocket-key", b"")
+    try:
+        plain = (
+            b"host" in headers
+            and headers.get(b"upgrade", b"").lower() == b"websocket"
+            and b"upgrade" in tokens
+            and headers.get(b"sec-websocket-version") == b"13"
+            and len(base64.b64decode(key, validate=True)) == 16
+        )
+        target = request[1].decode("ascii")
+    except (ValueError, binascii.Error):
+        return None
+    if not plain or not target.startswith("/"):
+        return None
+    accept = base64.b64encode(hashlib.sha1(key + _WS_GUID).digest())  # noqa: S324 (RFC 6455)
+    return target, accept, rest
+
+
+def _accepted(accept: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+
+
+def _slow_upgrade(raw: bytes) -> tuple[H11Handshake, Request] | None:
+    """wsproto's verdict on a request :func:`_plain_upgrade` left alone."""
+    handshake = H11Handshake(ConnectionType.SERVER)
+    try:
+        handshake.receive_data(raw)
+        for event in handshake.events():
+            if isinstance(event, Request):
+                return handshake, event
+    except RemoteProtocolError:
+        pass
+    return None
 
 
 def _peer(stream: trio.abc.Stream) -> str:
@@ -455,18 +522,30 @@ async def serve(
         active += 1
         peer = _peer(stream)
         try:
-            handshake = H11Handshake(ConnectionType.SERVER)
-            request: Request | None = None
+            raw = b""
             with trio.move_on_after(handshake_timeout):
                 if isinstance(stream, trio.SSLStream):
                     await stream.do_handshake()
-                request, raw = await _upgrade(stream, handshake)
-            if request is None or request.target.split("?", 1)[0] != lean_path:
-                if request is None and not raw:
-                    await trio.aclose_forcefully(stream)
+                raw = await _read_head(stream)
+            if not raw:
+                await trio.aclose_forcefully(stream)
+                return
+            plain = _plain_upgrade(raw)
+            if plain is not None:
+                target, accept, rest = plain
+                if target.split("?", 1)[0] == lean_path:
+                    await stream.send_all(_accepted(accept))
+                    wsconn = Connection(ConnectionType.SERVER, trailing_data=rest)
+                    ws = ServerWebsocket(stream, wsconn, target, peer, max_message_size)
+                    await _run_lean(lean, ws)
                     return
+                slow = None
+            else:
+                slow = _slow_upgrade(raw)
+            if slow is None or slow[1].target.split("?", 1)[0] != lean_path:
                 await server._handle_connection(ReplayStream(stream, raw, peer))
                 return
+            handshake, request = slow
             await stream.send_all(handshake.send(AcceptConnection()))
             assert handshake.connection is not None
             ws = ServerWebsocket(

@@ -161,3 +161,51 @@ async def test_other_paths_still_reach_the_api_server(sim, target):
     with trio.fail_after(10):
         event = await client.next_event()
         assert isinstance(event, CloseConnection) and event.code == 1008
+
+
+async def raw_upgrade(sim, head: bytes) -> bytes:
+    """Send a request head by hand; the answer's head."""
+    parts = urllib.parse.urlsplit(sim.addresses.sysclients_url)
+    stream = await trio.open_tcp_stream(parts.hostname, parts.port)
+    await stream.send_all(head)
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        data = await stream.receive_some(4096)
+        if not data:
+            break
+        answer += data
+    await stream.aclose()
+    return answer
+
+
+KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3's example
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [b"", b"Sec-WebSocket-Extensions: permessage-deflate\r\n", b"X-A: 1\r\nx-a: 2\r\n"],
+)
+async def test_upgrade_accepted_plain_or_through_wsproto(sim, extra):
+    """A plain request (parsed directly) and others (wsproto's handshake) are accepted alike,
+    with the RFC's accept token and no extension agreed."""
+    head = (
+        b"GET /example.com/devices/sysclients HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: " + KEY + b"\r\n"
+        b"Sec-WebSocket-Version: 13\r\n" + extra + b"\r\n"
+    )
+    with trio.fail_after(10):
+        answer = await raw_upgrade(sim, head)
+    assert answer.startswith(b"HTTP/1.1 101 ")
+    assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in answer  # RFC 6455 section 1.3
+    assert b"permessage-deflate" not in answer.lower()
+
+
+async def test_bad_upgrade_refused_as_before(sim):
+    """No Sec-WebSocket-Key: not parsed here, refused by the handshake as before."""
+    head = (
+        b"GET /example.com/devices/sysclients HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with trio.fail_after(10):
+        answer = await raw_upgrade(sim, head)
+    assert answer.startswith(b"HTTP/1.1 400 ")
