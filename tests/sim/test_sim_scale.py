@@ -3,6 +3,7 @@ Users service and the PbxAdminApi make per phone do not scan every object."""
 
 from provd.protocol.messages import GetObject, GetObjectResult, UpdateObject
 from provd.sim.config import PbxConfig
+from provd.sim.domain import PASSWORD_ALPHABET, random_digits, random_password
 from provd.sim.pbxadmin import PbxAdminState, PbxObject
 
 
@@ -56,3 +57,19 @@ def test_lookups_follow_renames_and_keep_the_first_match():
     assert admin.find(e164="303") is None and admin.find(e164="304").cn == "Cleo2"
     del admin.objects[b.guid]
     assert admin.find(cn="Anna") is None
+
+
+def test_random_passwords_and_digits_keep_their_shape():
+    """The one-call generators give what the per-character ones gave: 32 characters of
+    the alphabet (every character reachable), digits of the asked length."""
+    seen = set()
+    for _ in range(200):
+        password = random_password()
+        assert len(password) == 32 and set(password) <= set(PASSWORD_ALPHABET)
+        seen |= set(password)
+    assert seen == set(PASSWORD_ALPHABET)
+    assert len(random_password(5)) == 5
+    for length in (1, 16, 40):
+        digits = random_digits(length)
+        assert len(digits) == length and digits.isdigit()
+    assert len({random_digits(16) for _ in range(50)}) == 50

@@ -11,6 +11,7 @@ import urllib.parse
 import pytest
 import trio
 import trio.testing
+from trio_websocket import ConnectionClosed
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import (
     AcceptConnection,
@@ -23,9 +24,12 @@ from wsproto.events import (
 )
 from wsproto.handshake import H11Handshake
 
-from provd.protocol.sysclient import Identify, SysclientDevice
-from provd.sim import wsserver
+from provd.protocol.messages import GetProvisioningCode
+from provd.protocol.sysclient import Identify, PasswordAssigned, SysclientDevice
+from provd.sim import Direction, Party, wsserver
 from provd.transport.sysws import open_sysclient
+
+from .helpers import devices_client, sysclient_connect
 
 MAC = "001565aabb01"
 
@@ -209,3 +213,21 @@ async def test_bad_upgrade_refused_as_before(sim):
     with trio.fail_after(10):
         answer = await raw_upgrade(sim, head)
     assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+async def test_drop_after_a_sent_frame_cuts_what_follows(sim, nursery):
+    """A fault dropping the connection after the sent PASSWORD: the device gets that frame,
+    none of the configuration queued behind it (all of it one write otherwise), then 1001."""
+    sim.faults.drop_after(Party.SYSCLIENT, "PASSWORD", direction=Direction.SENT)
+    async with devices_client(sim) as conn:
+        await conn.send(GetProvisioningCode(category="Phones", src="c"))
+        result = await conn.receive()
+    ident = Identify(id=MAC, product="provd", version="1")
+    ws, device = await sysclient_connect(sim, nursery, ident, code=result.code)
+    with trio.fail_after(10):
+        events = device.receive(await ws.get_message())
+        assert [type(e) for e in events] == [PasswordAssigned]
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.get_message()
+    assert closed.value.reason.code == 1001
+    assert sim.faults.dropped == [(Party.SYSCLIENT, "PASSWORD", Direction.SENT)]
