@@ -509,14 +509,22 @@ async def serve(
         disconnect_timeout=DISCONNECT_TIMEOUT,
     )
     active = 0
-    refused_logged = False
+    refused = 0
+    refused_logged_at: float | None = None
 
     async def connection(stream: trio.abc.Stream) -> None:
-        nonlocal active, refused_logged
+        nonlocal active, refused, refused_logged_at
         if active >= max_connections:
-            if not refused_logged:
-                log.warning("devices.connection_limit", listen=listen, limit=max_connections)
-                refused_logged = True
+            refused += 1  # one warning a minute, not one per refusal (as the App listener)
+            now = trio.current_time()
+            if refused_logged_at is None or now - refused_logged_at >= 60.0:
+                log.warning(
+                    "devices.connection_limit",
+                    listen=listen,
+                    limit=max_connections,
+                    refused=refused,
+                )
+                refused, refused_logged_at = 0, now
             await trio.aclose_forcefully(stream)
             return
         active += 1

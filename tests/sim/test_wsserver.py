@@ -26,10 +26,10 @@ from wsproto.handshake import H11Handshake
 
 from provd.protocol.messages import GetProvisioningCode
 from provd.protocol.sysclient import Identify, PasswordAssigned, SysclientDevice
-from provd.sim import Direction, Party, wsserver
+from provd.sim import Direction, Party, Simulator, wsserver
 from provd.transport.sysws import open_sysclient
 
-from .helpers import devices_client, sysclient_connect
+from .helpers import devices_client, sim_config, sysclient_connect
 
 MAC = "001565aabb01"
 
@@ -231,3 +231,23 @@ async def test_drop_after_a_sent_frame_cuts_what_follows(sim, nursery):
             await ws.get_message()
     assert closed.value.reason.code == 1001
     assert sim.faults.dropped == [(Party.SYSCLIENT, "PASSWORD", Direction.SENT)]
+
+
+async def test_connections_over_the_limit_are_closed(nursery, fake_provd, capsys):
+    """devices.max_connections holds for the lean listener too: one over it is closed
+    before its upgrade, with one warning; the held ones keep working."""
+    sim = Simulator(sim_config(devices={"max_connections": 2}))
+    sim.set_provd(fake_provd.url)
+    await nursery.start(sim.run)
+    with trio.fail_after(10):
+        held = [await RawClient.open(sim.addresses.sysclients_url) for _ in range(2)]
+        await sim.watch.wait_until(lambda: len(sim.devices_app._live) == 2)
+        head = (
+            b"GET /example.com/devices/sysclients HTTP/1.1\r\nHost: x\r\nUpgrade: websocket"
+            b"\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + KEY + b"\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert await raw_upgrade(sim, head) == b""  # no answer: the stream just ends
+        await held[0].send(Ping(b"x"))
+        assert isinstance(await held[0].next_event(), Pong)
+    assert capsys.readouterr().out.count("devices.connection_limit") == 1
