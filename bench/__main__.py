@@ -111,7 +111,7 @@ def scale_rows(results: list[scale.ScaleResult], max_handshakes: int) -> list[Ro
             (
                 f"restart: {n} phones back via challenge (max {max_handshakes} at once)",
                 f"{r.restart:.2f} s",
-                f"{n / r.restart:,.0f} phones/s",
+                f"{n / r.restart:,.0f} phones/s, sim CPU/phone {r.restart_cpu_sim * 1e3:.1f} ms",
                 f"<= {limit:.1f} s",
                 _verdict(r.restart <= limit),
             )
@@ -263,6 +263,7 @@ def main() -> int:
                             "provision_chunks": r.chunks,
                             "provision_cpu_s_per_phone": r.provision_cpu,
                             "provision_sim_cpu_s_per_phone": r.provision_cpu_sim,
+                            "restart_sim_cpu_s_per_phone": r.restart_cpu_sim,
                             "restart_s": r.restart,
                             "first_back_s": r.first_back,
                             "rss_kib": r.rss_kib,

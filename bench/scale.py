@@ -50,6 +50,8 @@ class ScaleResult:
     first_back: float = 0.0  # seconds until the first phone is back online
     max_handshakes: int = 0
     ping_interval: float = 0.0
+    #: CPU seconds of this (simulator) process per phone back after the restart.
+    restart_cpu_sim: float = 0.0
 
     @property
     def rss_per_phone(self) -> float:
@@ -142,12 +144,14 @@ async def _run(
             port = daemon.appservice_port
             provd_config(workdir, password=PASSWORD, appservice_port=port, extra=extra)
             start = time.perf_counter()
+            cpu_sim = _cpu_ticks(os.getpid())
             await daemon.start(nursery)
             with trio.fail_after(300 + n / 10):
                 await sim.watch.wait_until(lambda: _online(sim) >= 1)
                 result.first_back = time.perf_counter() - start
                 await sim.watch.wait_until(lambda: _online(sim) >= n)
             result.restart = time.perf_counter() - start
+            result.restart_cpu_sim = (_cpu_ticks(os.getpid()) - cpu_sim) / tick / max(1, n)
             await daemon.stop()
             nursery.cancel_scope.cancel()
     return result

@@ -10,7 +10,12 @@ One websocket listener serves both endpoints of a Devices instance, told apart b
 A second listener (hypercorn, plain HTTP, see :mod:`.passthrough`) serves
 ``<path>passthrough/<MAC>/<key>/...`` and relays each request into the device's tunnel.
 A real Devices serves both on one HTTPS port; two loopback ports keep the simulator on
-trio-websocket's server, and the passthrough base is published in ``Device.uri``.
+plain websocket servers, and the passthrough base is published in ``Device.uri``.
+
+The websocket listener is :func:`.wsserver.serve`: sysclients get a lean
+:class:`~.wsserver.ServerWebsocket` (no task, channel or lock of its own per connection;
+pings answered inline), the API stays on trio-websocket (issue 14: the simulator's CPU per
+phone is on provd's critical path in the benchmarks).
 
 Every change of the shared :class:`~.domain.DevicesDomain` wakes :attr:`DevicesApp.watch`.
 """
@@ -33,15 +38,17 @@ from hypercorn.trio import serve as hypercorn_serve
 from ..protocol import LoginRefused, ProtocolError, crypto
 from ..protocol.messages import KeepAlive, Message, UnknownMessage
 from ..protocol.sysclient import AdminType, TunnelEvent, TunnelFrame, encode_frame
-from ..transport import AppWebsocket, ConnectionLost, accept_login, parse_listen, serve, ws_url
+from ..transport import AppWebsocket, ConnectionLost, accept_login, parse_listen, ws_url
 from .config import DevicesConfig
 from .devices_api import DevicesApiSession
-from .domain import DevicesDomain
+from .domain import DevicesDomain, random_digits
 from .faults import Direction, FaultPlan, Party
 from .passthrough import PassthroughError, passthrough_app
 from .sysclient_server import Admitted, Closed, ServerState, SysclientServer, TunnelReceived
 from .tunnel import HttpResponse, TunnelError, TunnelRelay
 from .watch import Watch
+from .wsserver import ServerWebsocket, WebsocketClosed
+from .wsserver import serve as serve_websockets
 
 log = structlog.get_logger("provd.sim.devices")
 
@@ -75,38 +82,44 @@ def _frame_name(data: bytes) -> str:
 
 
 class _SysclientConn:
-    """One admitted-or-not device connection; sends are serialised under a lock."""
+    """One admitted-or-not device connection.
 
-    def __init__(
-        self, ws: tw.WebSocketConnection, machine: SysclientServer, faults: FaultPlan
-    ) -> None:
+    What one call sends goes out as one write (the state machine's queue after a
+    message, a tunnel's frames), so no lock is needed to keep another task's frames from
+    landing in between, and a device gets its password and configuration in one segment.
+    """
+
+    __slots__ = ("dropped", "faults", "machine", "tunnels", "ws")
+
+    def __init__(self, ws: ServerWebsocket, machine: SysclientServer, faults: FaultPlan) -> None:
         self.ws = ws
         self.machine = machine
         self.faults = faults
-        self.lock = trio.Lock()
         self.tunnels: dict[int, trio.MemorySendChannel[TunnelFrame]] = {}
         self.dropped = False
-        self.nursery: trio.Nursery | None = None
 
     async def flush(self) -> None:
         """Send what the state machine queued (and honour drop-after-sent rules)."""
-        async with self.lock:
-            for data in self.machine.outgoing():
-                await self._send(data)
+        if self.machine.has_outgoing:
+            await self._send(self.machine.outgoing())
 
     async def send_frames(self, frames: list[TunnelFrame]) -> None:
-        async with self.lock:
-            for frame in frames:
-                await self._send(encode_frame(frame))
+        await self._send([encode_frame(frame) for frame in frames])
 
-    async def _send(self, data: bytes) -> None:
-        if self.dropped:
+    async def _send(self, messages: list[bytes]) -> None:
+        if self.dropped or not messages:
             return
+        drop = False
+        if self.faults.drops(Party.SYSCLIENT):
+            for i, data in enumerate(messages):
+                if self.faults.should_drop(Party.SYSCLIENT, _frame_name(data), Direction.SENT):
+                    messages, drop = messages[: i + 1], True  # sent, then the drop
+                    break
         try:
-            await self.ws.send_message(data)
-        except (tw.ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+            await self.ws.send_messages(messages)
+        except WebsocketClosed:
             raise ConnectionLost("send failed") from None
-        if self.faults.should_drop(Party.SYSCLIENT, _frame_name(data), Direction.SENT):
+        if drop:
             self.dropped = True
             await self.ws.aclose(1001, "fault: drop")
 
@@ -128,7 +141,9 @@ class DevicesApp:
         self.addresses: DevicesAddresses | None = None
         self._api_sessions: dict[str, tuple[DevicesApiSession, trio.MemorySendChannel]] = {}
         self._online: dict[str, _SysclientConn] = {}
-        self._live: set[tw.WebSocketConnection] = set()
+        self._live: set[tw.WebSocketConnection | ServerWebsocket] = set()
+        #: The app's own nursery (timers such as ``password_mid_session``).
+        self._nursery: trio.Nursery | None = None
         self._tunnel_ids = itertools.count(1)
         #: Device frames that broke the SDK layout, as ``(mac, description)``.
         self.violations: list[tuple[str, str]] = []
@@ -162,11 +177,16 @@ class DevicesApp:
         self, *, task_status: trio.TaskStatus[DevicesAddresses] = trio.TASK_STATUS_IGNORED
     ) -> None:
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             tls = self._server_tls()
             server: tw.WebSocketServer = await nursery.start(
                 functools.partial(
-                    serve, ssl_context=tls, max_connections=self.config.max_connections
+                    serve_websockets,
+                    lean_path=self.config.path + "sysclients",
+                    ssl_context=tls,
+                    max_connections=self.config.max_connections,
                 ),
+                self._on_sysclient,
                 self._on_websocket,
                 self.config.listen,
             )
@@ -251,13 +271,20 @@ class DevicesApp:
         self._live.add(ws)
         self.watch.notify()
         try:
-            if path == base + "sysclients":
-                await self._sysclient(ws)
-            elif path in (base, base.rstrip("/")):
+            if path in (base, base.rstrip("/")):  # (sysclients: _on_sysclient)
                 await self._api(ws)
             else:
                 log.info("devices.unknown_path", path=path)
                 await ws.aclose(1008, "unknown path")
+        finally:
+            self._live.discard(ws)
+            self.watch.notify()
+
+    async def _on_sysclient(self, ws: ServerWebsocket) -> None:
+        self._live.add(ws)
+        self.watch.notify()
+        try:
+            await self._sysclient(ws)
         finally:
             self._live.discard(ws)
             self.watch.notify()
@@ -373,20 +400,18 @@ class DevicesApp:
 
     # --- sysclients ----------------------------------------------------------------------------
 
-    async def _sysclient(self, ws: tw.WebSocketConnection) -> None:
+    async def _sysclient(self, ws: ServerWebsocket) -> None:
         machine = SysclientServer(
             self.domain,
             last_inside_config=self.config.last_inside_config,
             after_digest=self.config.after_digest,
             last_frame=self.config.last_frame,
             code_when_known=self.config.code_when_known,
+            challenge_factory=random_digits,
         )
         conn = _SysclientConn(ws, machine, self.faults)
         try:
-            async with trio.open_nursery() as nursery:
-                conn.nursery = nursery
-                await self._sysclient_loop(conn)
-                nursery.cancel_scope.cancel()
+            await self._sysclient_loop(conn)
         except ConnectionLost:
             pass
         finally:
@@ -404,7 +429,7 @@ class DevicesApp:
         while not conn.dropped:
             try:
                 data = await conn.ws.get_message()
-            except (tw.ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+            except WebsocketClosed:
                 return
             if isinstance(data, str):
                 log.info("sysclient.refused", reason="text frame")
@@ -461,8 +486,8 @@ class DevicesApp:
         if self.config.unknown_messages:
             conn.machine.send_unknown()
             await conn.flush()
-        if self.config.password_mid_session > 0 and conn.nursery is not None:
-            conn.nursery.start_soon(self._password_later, conn, mac)
+        if self.config.password_mid_session > 0 and self._nursery is not None:
+            self._nursery.start_soon(self._password_later, conn, mac)
         self.watch.notify()
 
     async def _password_later(self, conn: _SysclientConn, mac: str) -> None:

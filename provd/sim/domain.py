@@ -38,7 +38,20 @@ PASSWORD_ALPHABET = string.ascii_letters + string.digits
 
 
 def random_password(length: int = 32) -> str:
-    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
+    """``length`` characters drawn uniformly from :data:`PASSWORD_ALPHABET` (one CSPRNG
+    read, not one call per character: issue 14, the simulator's CPU per phone)."""
+    n = len(PASSWORD_ALPHABET)
+    limit = 256 - 256 % n  # bytes at or above it would favour the first characters
+    chars: list[str] = []
+    while len(chars) < length:
+        chars += [PASSWORD_ALPHABET[b % n] for b in secrets.token_bytes(length + 8) if b < limit]
+    return "".join(chars[:length])
+
+
+def random_digits(length: int = 16) -> str:
+    """``length`` uniformly random digits (a challenge or seed, as innovaphone uses), from
+    one CSPRNG call."""
+    return f"{secrets.randbelow(10**length):0{length}d}"
 
 
 def random_code() -> str:
@@ -132,7 +145,7 @@ class DevicesDomain:
         on_change: Callable[[], None] = lambda: None,
         password_factory: Callable[[], str] = random_password,
         code_factory: Callable[[], str] = random_code,
-        seed_factory: Callable[[], str] = lambda: crypto.new_challenge(16),
+        seed_factory: Callable[[], str] = random_digits,
     ) -> None:
         self.clock = clock
         self.on_change = on_change

@@ -76,6 +76,10 @@ class FaultPlan:
                 return True
         return False
 
+    def drops(self, party: Party) -> bool:
+        """Whether any drop rule for ``party`` is armed (a cheap check before the others)."""
+        return any(rule.party == party for rule in self._drops)
+
     def delay(self, party: Party, seconds: float) -> None:
         """Wait ``seconds`` before every answer ``party`` sends (0 turns it off)."""
         self._delays[Party(party)] = seconds

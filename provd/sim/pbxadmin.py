@@ -42,9 +42,20 @@ from ..protocol.messages import (
 from .config import PbxConfig, PhoneRegistration
 
 _FIELDS = ("cn", "dn", "h323", "e164")
+#: The names :meth:`PbxAdminState.find` looks objects up by (besides the guid).
+_LOOKUP = ("cn", "h323", "e164")
+#: Bumped whenever a looked-up name of an existing object changes (the lookup index of
+#: every :class:`PbxAdminState` is then rebuilt on its next use).
+_renamed = [0]
 
 
-@attrs.define
+def _note_rename(instance: Any, attribute: attrs.Attribute, value: Any) -> Any:
+    if attribute.name in _LOOKUP and getattr(instance, attribute.name, value) != value:
+        _renamed[0] += 1
+    return value
+
+
+@attrs.define(on_setattr=_note_rename)
 class PbxObject:
     guid: str
     cn: str
@@ -82,6 +93,13 @@ class PbxAdminState:
         }
         #: Every request handled, as ``(mt, request)`` (tests read what provd asked).
         self.requests: list[Message] = []
+        #: name -> value -> guid of the first object with it, in ``objects`` order (issue 14:
+        #: a scan per phone made provisioning 10,000 phones quadratic); valid while no
+        #: object was renamed (``_renamed``) and ``objects`` changed only through
+        #: :meth:`_add` (its length is checked).
+        self._index: dict[str, dict[str, str]] | None = None
+        self._index_renamed = 0
+        self._index_count = 0
         for user in self.config.users:
             obj = PbxObject(
                 guid=user.guid or secrets.token_hex(16),
@@ -111,8 +129,35 @@ class PbxAdminState:
             return self.objects.get(guid)
         for key, value in (("cn", cn), ("h323", h323), ("e164", e164)):
             if value:
-                return next((o for o in self.objects.values() if getattr(o, key) == value), None)
+                obj = self.objects.get(self._lookup_index()[key].get(value, ""))
+                if obj is not None and getattr(obj, key) != value:  # replaced behind our back
+                    self._index = None
+                    obj = self.objects.get(self._lookup_index()[key].get(value, ""))
+                return obj
         return None
+
+    def _lookup_index(self) -> dict[str, dict[str, str]]:
+        index = self._index
+        if (
+            index is None
+            or self._index_renamed != _renamed[0]
+            or self._index_count != len(self.objects)
+        ):
+            index = {key: {} for key in _LOOKUP}
+            for obj in self.objects.values():
+                for key in _LOOKUP:
+                    index[key].setdefault(getattr(obj, key), obj.guid)
+            self._index, self._index_renamed = index, _renamed[0]
+            self._index_count = len(self.objects)
+        return index
+
+    def _add(self, obj: PbxObject) -> None:
+        """Add a new object, keeping the lookup index current."""
+        index = self._lookup_index()
+        self.objects[obj.guid] = obj
+        for key in _LOOKUP:
+            index[key].setdefault(getattr(obj, key), obj.guid)
+        self._index_count = len(self.objects)
 
     def locate(self, mac: str) -> tuple[PbxObject, str] | None:
         """The object and hw id of the phone ``mac``: as the Users service provisioned it,
@@ -136,7 +181,7 @@ class PbxAdminState:
         obj = self.find(cn=cn) or self.find(h323=h323)
         if obj is None:
             obj = PbxObject(guid=secrets.token_hex(16), cn=cn, dn=cn, h323=h323)
-            self.objects[obj.guid] = obj
+            self._add(obj)
         if obj.device(hw) is None:
             obj.devices.append(PbxDevice(hw=hw, text=text or None, tls=True, trusted=True))
         self.phones[normalize_mac(mac)] = (obj.guid, hw)
@@ -235,7 +280,7 @@ class PbxAdminState:
             obj = self.find(cn=msg.cn)
             if obj is None and msg.guid == "?" and msg.cn:
                 obj = PbxObject(guid=secrets.token_hex(16), cn=msg.cn)
-                self.objects[obj.guid] = obj
+                self._add(obj)
         else:
             obj = self.find(guid=msg.guid)
         if obj is None:
