@@ -64,7 +64,13 @@ async def test_provisioning_a_phone_reads_no_whole_table_and_does_not_grow(tmp_p
         results = await sim.provision([_phone(i) for i in range(3, 24)])
         assert all(r.ok for r in results), results
         late = await _traced(daemon, sim, _phone(24))
-    assert len(early) == len(late), (early, late)
+    # The registration checker's lifecycle batch (one a second, however many phones came
+    # since) may land in either window on a slow machine: not counted per phone, but its
+    # statements are checked for scans below like the rest.
+    per_phone = [
+        [s for s in st if not s.startswith("INSERT INTO lifecycle")] for st in (early, late)
+    ]
+    assert len(per_phone[0]) == len(per_phone[1]), per_phone
     scans = [
         (sql, step)
         for sql, step in _plans(config.store.path, early + late)
