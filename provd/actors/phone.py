@@ -474,6 +474,10 @@ async def _on_config(event: ConfigReceived, link: _Link) -> list[TunnelFrame]:
     # O(1) per item (issue 8.14): update the in-memory record's items in place instead
     # of reloading every item of the phone from the store.
     current = link.ctx.directory.get(mac)
+    if initial and current is not None and current.state != "provisioned":
+        # Not served before it settles, and _on_settled re-reads the record (items and
+        # revision) once it is in: no copy of the record per initial item (issue 14).
+        return []
     if current is not None:
         current.config[item.type] = item.item
         link.ctx.directory.put(attrs.evolve(current, revision=revision))

@@ -41,3 +41,64 @@ def test_lifecycle_batches_read_no_whole_table(tmp_path):
         scans = [r[3] for r in plan if r[3].startswith("SCAN") and r[3] != "SCAN CONSTANT ROW"]
         assert not scans, (sql, scans)
     db.close()
+
+
+async def test_initial_items_are_taken_into_the_directory_once_settled(tmp_path):
+    """A first registration's items reach the in-memory record in one re-read when it
+    settles, not one copy of the record (secrets re-registered, listeners called) per
+    item; the served record then has every item and the stored revision."""
+    import trio
+
+    from provd.actors.phone import PhoneContext, _Link, _on_config, _on_settled
+    from provd.actors.state import DevicesLocator, HandshakeLimiter, Outcomes, PhoneDirectory
+    from provd.protocol.sysclient import ConfigItem, ConfigReceived, Settled
+    from provd.protocol.tunnel import TunnelEndpoint
+    from provd.store.actor import Store
+
+    from ..actors.test_phone_actor_loop import MAC, config
+
+    store = Store(str(tmp_path / "provd.db"))
+    puts: list[str] = []
+
+    class Counting(PhoneDirectory):
+        def put(self, record):
+            puts.append(record.mac)
+            super().put(record)
+
+    directory = Counting()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        fields = dict(hwid="", usename="u", cn="U", password="Sip-Pw-1", domain="d", dns="")
+        await store.call(lambda db: db.upsert_phone(mac=MAC, code="1", **fields))
+        await store.call(lambda db: db.set_sysclient_password(MAC, "p" * 32, "1"))
+        directory.put(await store.call(lambda db: db.phone(MAC)))
+        ctx = PhoneContext(
+            config=config(),
+            store=store,
+            directory=directory,
+            locator=DevicesLocator("ws://127.0.0.1:1/devices/"),
+            outcomes=Outcomes(),
+            handshakes=HandshakeLimiter(1),
+        )
+        link = _Link(directory.get(MAC), ctx, TunnelEndpoint(lambda _r: b""), use_code=True)
+        link.attempt.code_done = True
+        puts.clear()
+        for ctype in ("PHONE", "MEDIA", "NTP", "TLS_PROFILE"):
+            item = ConfigItem(type=ctype, item={"type": ctype, "x": ctype.lower()})
+            await _on_config(ConfigReceived(item), link)
+        assert puts == []  # the phone is not served yet: nothing to copy per item
+        await _on_settled(Settled(by_quiet=False), link)
+        assert puts == [MAC]  # one re-read once it is in
+        current = directory.get(MAC)
+        stored = await store.call(lambda db: db.phone(MAC))
+        assert current.state == "provisioned" and link.initial_items == 4
+        assert current.config == stored.config and set(current.config) == {
+            "PHONE",
+            "MEDIA",
+            "NTP",
+            "TLS_PROFILE",
+        }
+        assert current.revision == stored.revision
+        assert directory.data(MAC) is not None  # served, with the items
+        store.close()
+        nursery.cancel_scope.cancel()
