@@ -21,7 +21,11 @@ The registry is bounded and never blocks the event loop:
   :func:`forget_secret` / :func:`forget_secrets` once no owner holds it any more (phone
   removed, password replaced); one registered without an owner stays for the process;
 - the Aho-Corasick automaton is rebuilt on a background thread and swapped in atomically;
-  until then the few secrets added since the last build are checked one by one.
+  until then the secrets added since the last build are found through an index of their
+  first characters. A build is due once as many words wait as the automaton holds (or
+  :data:`_REBUILD_AFTER`, the first time): the automaton doubles, so each word is built
+  into it a bounded number of times however many phones there are (issue 14: a build
+  every 1,024 words cost O(phones) per provisioned phone, 2 s of CPU each at 30,000 words).
 """
 
 from __future__ import annotations
@@ -53,10 +57,9 @@ MAX_SECRET_LEN = 128
 LONG_PREFIX = 64
 #: Characters of all searched words together, at most (the automaton needs ~40 bytes each).
 MAX_TOTAL_CHARS = 1_000_000
-#: Words added since the last build that trigger a new (background) build.
+#: Words added since the last build that trigger the first (background) build; later
+#: ones wait for as many new words as the automaton holds.
 _REBUILD_AFTER = 64
-#: Most words added since the last build before the next one is due.
-_PENDING_CAP = 1024
 
 
 @attrs.define
@@ -224,10 +227,12 @@ class _SecretScrubber:
     # --- background build -------------------------------------------------------------------
 
     def _due(self) -> bool:
-        # Rebuild after a share of the registry is new (at most _PENDING_CAP words, which
-        # every log line checks one by one): with a fixed 64 the builds alone grew with
-        # the square of the phones (10,000 phones: 25 % of the daemon's CPU, issue 14).
-        pending_limit = max(_REBUILD_AFTER, min(len(self._by_word) // 8, _PENDING_CAP))
+        # Rebuild once as many words wait as the automaton holds: the automaton doubles, so
+        # the builds cost O(1) per word in all. (With a fixed 64, and then with a cap of
+        # 1,024 pending words, the builds grew with the square of the phones: at 10,000
+        # phones, 30,000 words, each build took seconds of CPU, issue 14.) However many words
+        # wait, a log line looks them up once per character (_PendingWords.hits).
+        pending_limit = max(_REBUILD_AFTER, len(self._automaton_words))
         return len(self._pending) >= pending_limit or self._stale >= max(
             _REBUILD_AFTER, len(self._by_word) // 2
         )

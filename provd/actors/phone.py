@@ -40,7 +40,7 @@ import trio
 
 from ..backoff import Backoff
 from ..config import Config
-from ..logs import register_secret
+from ..logs import debug_enabled, register_secret
 from ..outage import OutageTracker
 from ..phones import page as phone_page
 from ..phones.fetch import FetchRecord
@@ -327,7 +327,8 @@ async def _connection(
         )
         ws = await open_sysclient(target, ssl_context=tls)
         attempt.connected = True
-        log.debug("sysclient.connected", url=target, with_code=use_code)
+        if debug_enabled():  # skipped cheaply: a filtered log.debug costs ~25 us
+            log.debug("sysclient.connected", url=target, with_code=use_code)
         link = _Link(
             record,
             ctx,
@@ -428,7 +429,13 @@ async def _on_password(event: PasswordAssigned, link: _Link) -> list[TunnelFrame
     else:
         await store.call(lambda db: db.set_sysclient_password(mac, event.password), quick=True)
     await _refresh(link.ctx, mac)
-    log.info("sysclient.password_assigned", during_session=not event.with_code)
+    # A first registration's password is summed up by phone.provisioned (issue 14: one
+    # info line per step was a share of the CPU per provisioned phone); one assigned
+    # during a session (an administrator's doing) keeps its info line.
+    if not (event.with_code and link.use_code):
+        log.info("sysclient.password_assigned", during_session=not event.with_code)
+    elif debug_enabled():
+        log.debug("sysclient.password_assigned", during_session=False)
     return []
 
 
@@ -448,7 +455,8 @@ async def _on_authenticated(event: Authenticated, link: _Link) -> list[TunnelFra
 async def _on_config(event: ConfigReceived, link: _Link) -> list[TunnelFrame]:
     item, store, mac = event.item, link.ctx.store, link.mac
     if item is None:
-        log.debug("sysclient.config_last")  # a bare {"last":...} frame
+        if debug_enabled():
+            log.debug("sysclient.config_last")  # a bare {"last":...} frame
         return []
     revision = await store.call(
         lambda db: db.put_config_item(mac, item.type, item.item), quick=True
@@ -459,12 +467,17 @@ async def _on_config(event: ConfigReceived, link: _Link) -> list[TunnelFrame]:
     initial = link.use_code and not link.settled
     if initial:
         link.initial_items += 1
-    (log.debug if initial else log.info)(
-        "sysclient.config_item", type=item.type, last=item.last, revision=revision
-    )
+    if not initial or debug_enabled():
+        (log.debug if initial else log.info)(
+            "sysclient.config_item", type=item.type, last=item.last, revision=revision
+        )
     # O(1) per item (issue 8.14): update the in-memory record's items in place instead
     # of reloading every item of the phone from the store.
     current = link.ctx.directory.get(mac)
+    if initial and current is not None and current.state != "provisioned":
+        # Not served before it settles, and _on_settled re-reads the record (items and
+        # revision) once it is in: no copy of the record per initial item (issue 14).
+        return []
     if current is not None:
         current.config[item.type] = item.item
         link.ctx.directory.put(attrs.evolve(current, revision=revision))
@@ -502,7 +515,8 @@ async def _on_admin_password(event: AdminPasswordReceived, link: _Link) -> list[
     )
     await _refresh(link.ctx, link.mac)
     initial = link.use_code and not link.settled
-    (log.debug if initial else log.info)("sysclient.admin_password_received")
+    if not initial or debug_enabled():
+        (log.debug if initial else log.info)("sysclient.admin_password_received")
     return []
 
 

@@ -437,12 +437,19 @@ class Database:
         return _lifecycle(rows[0]) if rows else None
 
     def put_lifecycles(self, records: list[Lifecycle]) -> None:
-        """Store lifecycles (one transaction); those of phones no longer stored are skipped."""
+        """Store lifecycles (one transaction); those of phones no longer stored are skipped.
+
+        Each row is one keyed upsert guarded by a keyed lookup of its phone: the cost
+        follows the batch, not the store (before, every batch read all phones' MACs, a
+        tenth of the daemon's CPU per provisioned phone at 10,000 phones, issue 14)."""
         with self.db.conn:
-            known = {r["mac"] for r in self.db.query("SELECT mac FROM phones")}
-            rows = [{**attrs.asdict(r), "warned": int(r.warned)} for r in records if r.mac in known]
-            if rows:
-                self.db["lifecycle"].upsert_all(rows, pk="mac")
+            self.db.conn.executemany(
+                _PUT_LIFECYCLE,
+                [
+                    (*(getattr(r, name) for name in _LIFECYCLE_COLUMNS[:-1]), int(r.warned))
+                    for r in records
+                ],
+            )
 
     def set_setting(self, key: str, value: str) -> None:
         with self.db.conn:
@@ -504,6 +511,19 @@ class Database:
             return None
         row = rows[0]
         return {"hw_id": row["hw_id"], "device": json.loads(row["device"]), "time": row["time"]}
+
+
+_LIFECYCLE_COLUMNS = tuple(f.name for f in attrs.fields(Lifecycle))
+#: One lifecycle, stored only while its phone is (warned, the last column, as an int).
+_PUT_LIFECYCLE = (
+    "INSERT INTO lifecycle (mac, state, since, provisioned_at, fetched_at, registered_at,"
+    " checked_at, addr, error, warned) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+    " WHERE EXISTS (SELECT 1 FROM phones WHERE mac = ?1)"
+    " ON CONFLICT (mac) DO UPDATE SET state = excluded.state, since = excluded.since,"
+    " provisioned_at = excluded.provisioned_at, fetched_at = excluded.fetched_at,"
+    " registered_at = excluded.registered_at, checked_at = excluded.checked_at,"
+    " addr = excluded.addr, error = excluded.error, warned = excluded.warned"
+)
 
 
 def _lifecycle(row: dict[str, Any]) -> Lifecycle:

@@ -64,7 +64,13 @@ async def test_provisioning_a_phone_reads_no_whole_table_and_does_not_grow(tmp_p
         results = await sim.provision([_phone(i) for i in range(3, 24)])
         assert all(r.ok for r in results), results
         late = await _traced(daemon, sim, _phone(24))
-    assert len(early) == len(late), (early, late)
+    # The registration checker's lifecycle batch (one a second, however many phones came
+    # since) may land in either window on a slow machine: not counted per phone, but its
+    # statements are checked for scans below like the rest.
+    per_phone = [
+        [s for s in st if not s.startswith("INSERT INTO lifecycle")] for st in (early, late)
+    ]
+    assert len(per_phone[0]) == len(per_phone[1]), per_phone
     scans = [
         (sql, step)
         for sql, step in _plans(config.store.path, early + late)
@@ -90,6 +96,10 @@ async def test_first_registration_logs_its_items_in_one_line(tmp_path, nursery):
         (done,) = [e for e in events if e["event"] == "phone.provisioned"]
         assert all(e["log_level"] == "debug" for e in items), items  # if debug is captured
         assert done["items"] == 4  # PHONE, MEDIA, NTP, TLS_PROFILE
+        # The password Devices assigned for the code is summed up in phone.provisioned too
+        # (issue 14); only one assigned during a session gets its info line.
+        assigned = [e for e in events if e["event"] == "sysclient.password_assigned"]
+        assert all(e["log_level"] == "debug" for e in assigned), assigned
         mark = len(events)
         await sim.faults.change_category("Phones", tz="Asia/Kolkata")
         while not any(e["event"] == "sysclient.config_item" for e in events[mark:]):
