@@ -59,6 +59,8 @@ BATCH = 64
 CHECKPOINT_AFTER = 512
 #: Seconds the online flags set meanwhile wait to be written together (:meth:`Store.set_online`).
 ONLINE_DELAY = 0.1
+#: Seconds before online flags whose write SQLite refused are tried again.
+ONLINE_RETRY = 1.0
 
 
 @attrs.define
@@ -367,6 +369,7 @@ class Store:
         transaction per interval). A refused write is logged (by :meth:`_apply`) and its
         flags, unless set anew meanwhile, are tried again with the next ones."""
         written = -ONLINE_DELAY
+        refused = False
         while True:
             await self._online_due.wait()
             await trio.sleep_until(written + ONLINE_DELAY)
@@ -385,7 +388,13 @@ class Store:
             except StoreError:
                 for mac, online in flags.items():
                     self._online.setdefault(mac, online)
+                written += ONLINE_RETRY - ONLINE_DELAY  # one error line per retry
                 self._online_due.set()
+                refused = True
+            else:
+                if refused:  # the operator saw store.operation_failed: say it is over
+                    log.info("store.online_flags_written", path=self.path, phones=len(flags))
+                refused = False
 
     async def wait_checkpoints(self, count: int) -> None:
         """Return once ``count`` checkpoints were done since the start."""

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import trio
+from structlog.testing import capture_logs
 
 from provd.actors import daemon as daemon_module
 from provd.actors import phone as phone_module
@@ -144,12 +145,17 @@ async def test_a_refused_online_write_is_tried_again(tmp_path, autojump_clock, n
             " BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"
         )
     )
-    store.set_online(MACS[0], True)
-    await trio.sleep(1)
+    with capture_logs() as events:
+        store.set_online(MACS[0], True)
+        await trio.sleep(actor_module.ONLINE_RETRY * 2.5)
+    refused = [e for e in events if e["event"] == "store.operation_failed"]
+    assert len(refused) == 3 and "disk trouble" in refused[0]["error"]  # once per retry
     assert not (await store.call(lambda db: db.phone(MACS[0]))).online
     await store.call(lambda db: db.db.execute("DROP TRIGGER refuse"))
-    await trio.sleep(1)
+    with capture_logs() as events:
+        await trio.sleep(actor_module.ONLINE_RETRY)
     assert (await store.call(lambda db: db.phone(MACS[0]))).online
+    assert [e["event"] for e in events] == ["store.online_flags_written"]
 
 
 # --- the daemon's start ----------------------------------------------------------------------
