@@ -590,7 +590,7 @@ async def _set_online(ctx: PhoneContext, mac: str, online: bool) -> None:
     if record is None or record.online == online:
         return
     ctx.store.set_online(mac, online)  # batched with the other phones' (issue 14)
-    ctx.directory.put(attrs.evolve(record, online=online))
+    ctx.directory.set_online(mac, online)
 
 
 async def _fail(ctx: PhoneContext, record: PhoneRecord, error: str) -> None:

@@ -9,6 +9,7 @@ still right after a crash (every start marks all phones offline first).
 import subprocess
 import sys
 
+import attrs
 import pytest
 import trio
 from structlog.testing import capture_logs
@@ -16,12 +17,14 @@ from structlog.testing import capture_logs
 from provd.actors import daemon as daemon_module
 from provd.actors import phone as phone_module
 from provd.actors import supervisor as supervisor_module
+from provd.actors.admin import ObservedDirectory
 from provd.actors.daemon import Daemon
 from provd.cli.main import command_of
 from provd.phones.fetch import FetchRecord
 from provd.store import actor as actor_module
 from provd.store.actor import Store
 from provd.store.database import Database
+from provd.store.records import PhoneRecord
 from tests.actors.conftest import make_config
 
 MACS = [f"0004f2{i:06x}" for i in range(7)]
@@ -210,3 +213,20 @@ async def test_a_fetch_since_the_start_is_read_from_the_store(tmp_path, monkeypa
     assert MACS[1] not in d.phones_ctx.last_fetches
     assert (await phone_module._last_fetch(d.phones_ctx, MACS[1])).model == "VVX 500"
     d.shutdown()
+
+
+def test_a_record_read_back_from_the_store_keeps_the_online_flag():
+    """The store's online flag lags (batched): a record the actor re-reads after a write
+    (a password, an item) must not take a connected phone offline in memory (metrics,
+    status, the admin App)."""
+    directory = ObservedDirectory()
+    heard = []
+    directory.listeners.append(lambda mac, record: heard.append(record.online))
+    stored = PhoneRecord(mac=MACS[0], code="1", sysclient_password="p")
+    directory.put(stored)
+    directory.set_online(MACS[0], True)
+    directory.put(attrs.evolve(stored, revision=2))  # as read back, online still 0
+    assert directory.get(MACS[0]).online and directory.get(MACS[0]).revision == 2
+    directory.set_online(MACS[0], False)
+    assert not directory.get(MACS[0]).online
+    assert heard == [False, True, True, False]
