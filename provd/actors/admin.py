@@ -67,6 +67,7 @@ class ObservedDirectory(PhoneDirectory):
 
     def put(self, record: PhoneRecord) -> None:
         super().put(record)
+        record = self.get(record.mac) or record  # as kept (its online flag: the actor's)
         for fn in list(self.listeners):
             fn(record.mac, record)
 

@@ -27,11 +27,13 @@ once with the path, and keeps the running config. A store operation that SQLite 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import signal
 import ssl
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -273,23 +275,13 @@ class Daemon:
 
     async def _run_inner(self, task_status: trio.TaskStatus[Bound]) -> None:
         config = self.config
-        try:
-            records = await self.store.call(_load_and_mark_offline)
-            lifecycles = await self.store.call(lambda db: db.lifecycles())
+        with self._store_failure():
+            # The first page only: its phones connect while the rest load (issue 14).
+            first = await self.store.call(_load_and_mark_offline)
             url = config.provisioning.devices_url or await self.store.call(
                 lambda db: db.setting("devices_url")
             )
-        except StoreError as exc:
-            raise CoreFailure(
-                ExitStatus.STORE,
-                "daemon.start_failed",
-                setting="store.path",
-                path=config.store.path,
-                error=str(exc),
-            ) from exc
-        self.directory.load(records)
-        self.registration.load(lifecycles, records)
-        self.directory.listeners.append(self.registration.phone_changed)
+        self._loaded(*first)
         self.locator.set(url or "")
         await self.admin.load()
         if self.admin.stored:  # the administrator's settings, before the first render
@@ -308,7 +300,19 @@ class Daemon:
         checked_ssl_context("phones", config.phones.tls_cert, config.phones.tls_key)
         async with trio.open_nursery() as inner:
             self._inner = inner
-            await inner.start(self.supervisor.run)
+            await inner.start(self.supervisor.run)  # actors for the first page
+            with self._store_failure():
+                after = first[0][-1].mac if len(first[0]) == FIRST_PAGE else None
+                while after is not None:  # the rest, a page at a time
+                    page = await self.store.call(functools.partial(_load_page, after, PAGE))
+                    self._loaded(*page)
+                    self.supervisor.start_loaded(page[0])
+                    after = page[0][-1].mac if len(page[0]) == PAGE else None
+                lifecycles = await self.store.call(lambda db: db.lifecycles())
+            # Every phone loaded: the lifecycles (on the records as they are now; actors
+            # may have changed some meanwhile), then the checker follows each change.
+            self.registration.load(lifecycles, self.directory.all())
+            self.directory.listeners.append(self.registration.phone_changed)
             ws_server = await _start_listener(
                 inner,
                 "appservice.listen",
@@ -372,6 +376,29 @@ class Daemon:
             systemd.notify("READY=1", f"STATUS=serving {len(self.directory)} phones")
             self.observe.ready = True
             task_status.started(bound)
+
+    @contextlib.contextmanager
+    def _store_failure(self) -> Iterator[None]:
+        """A StoreError while loading at start is a ``STORE`` CoreFailure."""
+        try:
+            yield
+        except StoreError as exc:
+            raise CoreFailure(
+                ExitStatus.STORE,
+                "daemon.start_failed",
+                setting="store.path",
+                path=self.config.store.path,
+                error=str(exc),
+            ) from exc
+
+    def _loaded(self, records: list, fetches: dict[str, FetchRecord]) -> None:
+        """A page of stored phones: into the directory, and the newest fetch of each phone
+        that gets an actor kept for its first identify."""
+        self.directory.load(records)
+        last = self.phones_ctx.last_fetches
+        for record in records:
+            if self.supervisor.wants(record):
+                last[record.mac] = fetches.get(record.mac)
 
     def shutdown(self) -> None:
         self.observe.ready = False
@@ -467,6 +494,8 @@ class Daemon:
 
     async def _write_fetches(self, rows: list[FetchRecord]) -> None:
         await self.store.call(lambda db: db.record_fetches(rows))
+        for row in rows:  # newer than what the start read for its actor's identify
+            self.phones_ctx.last_fetches.pop(row.mac, None)
         self.registration.fetched(rows)  # the lifecycle's "fetched" step
 
     async def _write_lifecycles(self, rows: list) -> None:
@@ -587,6 +616,19 @@ def checked_renderer(config: Config, pbx: PbxDirectory | None = None) -> Checked
     return renderer
 
 
-def _load_and_mark_offline(db) -> list:
+#: Phones loaded before the first actors start, and per page after (issue 14: a restart's
+#: first phone waited for all 10,000 to load).
+FIRST_PAGE = 256
+PAGE = 2000
+
+
+def _load_and_mark_offline(db) -> tuple[list, dict[str, FetchRecord]]:
     db.set_all_offline()
-    return db.phones()
+    return _load_page("", FIRST_PAGE, db)
+
+
+def _load_page(after: str, limit: int, db) -> tuple[list, dict[str, FetchRecord]]:
+    """Up to ``limit`` phones after MAC ``after``, and their newest fetches."""
+    records = db.phones(after, limit)
+    fetches = db.last_fetches(records[0].mac, records[-1].mac) if records else {}
+    return records, fetches

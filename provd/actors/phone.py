@@ -96,6 +96,9 @@ class PhoneContext:
     lifecycle: Callable[[str], Any] | None = None
     #: The one keep-alive task's queues (built from the provisioning settings when None).
     keepalive: KeepAlive = attrs.field(default=None)
+    #: Each phone's newest fetch (None: none) as read at start, until its first
+    #: connection takes it; a fetch recorded since drops the entry (the daemon's).
+    last_fetches: dict[str, FetchRecord | None] = attrs.field(factory=dict)
     #: The connection attempts running now, for ending them when Devices moves.
     attempts: set[_Attempt] = attrs.field(factory=set, init=False)
 
@@ -305,8 +308,7 @@ async def _connection(
 ) -> None:
     """One Sysclient connection, from handshake to close (always by an exception)."""
     p = ctx.config.provisioning
-    fetches = await ctx.store.call(lambda db: db.fetches(record.mac, 1), quick=True)
-    identify = describe(record, fetches[0] if fetches else None, p.product)
+    identify = describe(record, await _last_fetch(ctx, record.mac), p.product)
     device = SysclientDevice(
         identify,
         code=record.code if use_code else None,
@@ -371,6 +373,15 @@ async def _connection(
             attempt.lived = trio.current_time() - admitted_at
         if slot_held:
             ctx.handshakes.release()
+
+
+async def _last_fetch(ctx: PhoneContext, mac: str) -> FetchRecord | None:
+    """The phone's newest fetch: as the daemon read it for all phones at start (one query
+    per page, issue 14), once; afterwards from the store."""
+    if mac in ctx.last_fetches:
+        return ctx.last_fetches.pop(mac)
+    fetches = await ctx.store.call(lambda db: db.fetches(mac, 1), quick=True)
+    return fetches[0] if fetches else None
 
 
 #: States in which the device has said its part of the handshake.
@@ -592,10 +603,8 @@ async def _set_online(ctx: PhoneContext, mac: str, online: bool) -> None:
     record = ctx.directory.get(mac)
     if record is None or record.online == online:
         return
-    await ctx.store.call(lambda db: db.set_online(mac, online), quick=True)
-    current = ctx.directory.get(mac)  # the record as it is now, not the copy from before
-    if current is not None:
-        ctx.directory.put(attrs.evolve(current, online=online))
+    ctx.store.set_online(mac, online)  # batched with the other phones' (issue 14)
+    ctx.directory.set_online(mac, online)
 
 
 async def _fail(ctx: PhoneContext, record: PhoneRecord, error: str) -> None:

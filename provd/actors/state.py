@@ -150,6 +150,10 @@ class PhoneDirectory:
         # all of them (provd.logs.forget_secrets), so the scrubber does not grow forever.
         secrets = _secrets_of(record)
         old = self._records.get(record.mac)
+        if old is not None and old.online != record.online:
+            # The online flag is the actors' (set_online); the store's copy lags behind
+            # (written in batches, issue 14), so a record re-read from it keeps ours.
+            record = attrs.evolve(record, online=old.online)
         for secret in secrets:
             register_secret(secret, owner=record.mac)
         if old is not None:
@@ -157,6 +161,13 @@ class PhoneDirectory:
                 forget_secret(secret, owner=record.mac)
         self._records[record.mac] = record
         self._data.pop(record.mac, None)
+
+    def set_online(self, mac: str, online: bool) -> None:
+        """The phone's actor connected (True) or lost its connection (False)."""
+        record = self._records.get(mac)
+        if record is not None and record.online != online:
+            self._records[mac] = record = attrs.evolve(record, online=online)
+            self.put(record)  # (listeners of a subclass hear of it)
 
     def remove(self, mac: str) -> None:
         self._records.pop(mac, None)

@@ -14,11 +14,13 @@ number of phones ever seen.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 import structlog
 import trio
 
 from ..backoff import Backoff
+from ..store.records import PhoneRecord
 from .phone import PhoneContext, run_phone
 
 log = structlog.get_logger("provd.supervisor")
@@ -42,14 +44,27 @@ class PhoneSupervisor:
         """Start an actor for every stored phone that can still register ("instance restart")."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            started = 0
-            for record in self.ctx.directory.all():
-                if record.assigned or record.state == "pending":
-                    self.start(record.mac)
-                    started += 1
+            started = self.start_loaded(self.ctx.directory.all())
             log.info("supervisor.started", phones=started)
             task_status.started()
             await trio.sleep_forever()
+
+    @staticmethod
+    def wants(record: PhoneRecord) -> bool:
+        """A stored phone that gets an actor at start: it can still register."""
+        return record.assigned or record.state == "pending"
+
+    def start_loaded(self, records: Iterable[PhoneRecord]) -> int:
+        """Start an actor for each of ``records`` (loaded from the store) that
+        :meth:`wants` one and has none yet; returns how many were started. The daemon
+        calls it for each page of phones it loads at start (issue 14: the first phones
+        connect while the rest load)."""
+        started = 0
+        for record in records:
+            if self.wants(record) and record.mac not in self._scopes:
+                self.start(record.mac)
+                started += 1
+        return started
 
     @property
     def running(self) -> int:

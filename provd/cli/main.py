@@ -26,7 +26,9 @@ COMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``only``, the top options and that one command's parser
+    (importing a command's module imports what it runs: the simulator, the daemon...)."""
     parser = argparse.ArgumentParser(
         prog="provd",
         description="Provision third-party SIP phones on an innovaphone PBX (an App Service).",
@@ -34,13 +36,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"provd {__version__}")
     add_config_argument(parser, top=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         importlib.import_module(f"{__package__}.{name}").register(subparsers)
     return parser
 
 
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command named on the line (the first word that is not an option or the value
+    of ``--config``), when it is one of :data:`COMMANDS`; else None."""
+    words = iter(argv)
+    for word in words:
+        if word == "--config":
+            next(words, None)
+        elif not word.startswith("-"):
+            name = word.replace("-", "_")  # check-config
+            return name if name in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Only the named command's module is imported: ``provd run`` starts without loading
+    # the simulator, the demo and the operator commands (issue 14: a restarted daemon's
+    # first phone waits for its imports). No command (help, a typo): the whole parser.
+    parser = build_parser(command_of(argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -36,6 +36,7 @@ caller is acknowledged any more; systemd restarts provd on the real file.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +57,10 @@ T = TypeVar("T")
 BATCH = 64
 #: Operations (commits) after which the checkpointer copies the WAL into the database.
 CHECKPOINT_AFTER = 512
+#: Seconds the online flags set meanwhile wait to be written together (:meth:`Store.set_online`).
+ONLINE_DELAY = 0.1
+#: Seconds before online flags whose write SQLite refused are tried again.
+ONLINE_RETRY = 1.0
 
 
 @attrs.define
@@ -106,6 +111,10 @@ class Store:
         self._serving = False
         #: Why the file is gone, once it is (then nothing is acknowledged any more).
         self.lost: str | None = None
+        #: Online flags not written yet, by MAC (:meth:`set_online`).
+        self._online: dict[str, bool] = {}
+        self._online_due = trio.Event()
+        self._closed = False
 
     def _open(self) -> Database:
         db = Database(self.path, **self._db_options)
@@ -142,6 +151,7 @@ class Store:
             async with trio.open_nursery() as nursery:
                 if self.path != ":memory:":
                     nursery.start_soon(self._checkpointer)
+                nursery.start_soon(self._online_writer)
                 async with self._receive:
                     try:
                         self._serving = True
@@ -258,8 +268,12 @@ class Store:
     async def _drain(self) -> None:
         """Commit what is still queued (shutdown): nothing acknowledged-to-be is lost, and
         every queued caller gets an answer (an error once the file is lost)."""
+        flags, self._online = self._online, {}
         while True:
             pending: list[_Op] = []
+            if flags:  # the online flags set last, before the store closes
+                pending.append(_Op(functools.partial(_write_online, flags), None))
+                flags = {}
             while True:
                 try:
                     pending.append(self._receive.receive_nowait())
@@ -338,6 +352,50 @@ class Store:
             raise value
         return value
 
+    def set_online(self, mac: str, online: bool) -> None:
+        """Set a phone's online flag without waiting: the flags set within
+        :data:`ONLINE_DELAY` are written in one transaction (a restart brings thousands of
+        phones online: one commit each was the store's largest share, issue 14), and those
+        still pending when the store closes are written before it does. The flag only
+        informs (``provd phones list``); after a crash every start marks all phones offline
+        before any connects, so a lost flag is never a wrong one for long."""
+        self._online[mac] = online
+        self._online_due.set()
+
+    async def _online_writer(self) -> None:
+        """Write the pending online flags: at once when none were written for
+        :data:`ONLINE_DELAY` seconds, else that long after the last write (so a phone's
+        flag lags by a scheduler pass when few change, and a restart's thousands share a
+        transaction per interval). A refused write is logged (by :meth:`_apply`) and its
+        flags, unless set anew meanwhile, are tried again with the next ones."""
+        written = -ONLINE_DELAY
+        refused = False
+        while True:
+            await self._online_due.wait()
+            await trio.sleep_until(written + ONLINE_DELAY)
+            if self._closed:
+                return  # the drain writes what is pending
+            self._online_due = trio.Event()
+            flags, self._online = self._online, {}
+            written = trio.current_time()
+            try:
+                # quick: one UPDATE per flag by key, a few dozen per interval in a restart
+                await self.call(functools.partial(_write_online, flags), quick=True)
+            except StoreClosed:  # closed while the mailbox was full
+                for mac, online in flags.items():
+                    self._online.setdefault(mac, online)
+                return
+            except StoreError:
+                for mac, online in flags.items():
+                    self._online.setdefault(mac, online)
+                written += ONLINE_RETRY - ONLINE_DELAY  # one error line per retry
+                self._online_due.set()
+                refused = True
+            else:
+                if refused:  # the operator saw store.operation_failed: say it is over
+                    log.info("store.online_flags_written", path=self.path, phones=len(flags))
+                refused = False
+
     async def wait_checkpoints(self, count: int) -> None:
         """Return once ``count`` checkpoints were done since the start."""
         while self.checkpoints < count:
@@ -356,7 +414,12 @@ class Store:
     def close(self) -> None:
         """Stop accepting operations; the actor drains and exits."""
         self._serving = False
+        self._closed = True
         self._send.close()
+
+
+def _write_online(flags: dict[str, bool], db: Database) -> None:
+    db.set_online_many(flags)
 
 
 def _checkpoint_connection(path: str) -> sqlite3.Connection:

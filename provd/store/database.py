@@ -156,15 +156,44 @@ class Database:
             return None
         return self._with_keys(self._record(rows[0], self._config(mac)))
 
-    def phones(self) -> list[PhoneRecord]:
+    def phones(self, after: str = "", limit: int | None = None) -> list[PhoneRecord]:
+        """The stored phones by MAC; with ``limit``, one page: at most ``limit`` phones whose
+        MAC sorts after ``after`` (a restart loads in pages, issue 14)."""
+        if limit is None:
+            rows = list(self.db.query("SELECT * FROM phones ORDER BY mac"))
+        else:
+            rows = list(
+                self.db.query(
+                    "SELECT * FROM phones WHERE mac > ? ORDER BY mac LIMIT ?", [after, limit]
+                )
+            )
+        if not rows:
+            return []
+        span = [after, rows[-1]["mac"]]
         configs: dict[str, dict[str, dict[str, Any]]] = {}
-        for row in self.db.query("SELECT mac, type, item FROM config_items"):
+        for row in self.db.query(
+            "SELECT mac, type, item FROM config_items WHERE mac > ? AND mac <= ?", span
+        ):
             configs.setdefault(row["mac"], {})[row["type"]] = json.loads(row["item"])
-        keys = {row["mac"]: row for row in self.db.query("SELECT * FROM phone_keys")}
+        keys = {
+            row["mac"]: row
+            for row in self.db.query("SELECT * FROM phone_keys WHERE mac > ? AND mac <= ?", span)
+        }
         return [
             self._with_keys(self._record(row, configs.get(row["mac"], {})), keys.get(row["mac"]))
-            for row in self.db.query("SELECT * FROM phones ORDER BY mac")
+            for row in rows
         ]
+
+    def last_fetches(self, first: str, last: str) -> dict[str, FetchRecord]:
+        """Each phone's newest fetch, for the MACs from ``first`` to ``last`` (inclusive),
+        in one query: what a restart's identifies describe (issue 14: not one read each)."""
+        rows = self.db.query(
+            "SELECT mac, time, address, user_agent, vendor, model, firmware, file FROM fetches f"
+            " WHERE mac >= ? AND mac <= ? AND id = (SELECT id FROM fetches g WHERE g.mac = f.mac"
+            " ORDER BY time DESC, id DESC LIMIT 1)",
+            [first, last],
+        )
+        return {row["mac"]: FetchRecord(**row) for row in rows}
 
     def _with_keys(self, record: PhoneRecord, row: dict[str, Any] | None = None) -> PhoneRecord:
         if row is None:
@@ -330,6 +359,14 @@ class Database:
     def set_online(self, mac: str, online: bool) -> None:
         with self.db.conn:
             self.db.conn.execute("UPDATE phones SET online = ? WHERE mac = ?", (int(online), mac))
+
+    def set_online_many(self, flags: dict[str, bool]) -> None:
+        """Several phones' online flags in one transaction (the store batches them)."""
+        with self.db.conn:
+            self.db.conn.executemany(
+                "UPDATE phones SET online = ? WHERE mac = ?",
+                [(int(online), mac) for mac, online in flags.items()],
+            )
 
     def set_all_offline(self) -> None:
         with self.db.conn:
