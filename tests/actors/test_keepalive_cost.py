@@ -130,3 +130,47 @@ async def test_split_pong_and_pong_with_payload_go_through_wsproto():
         nursery.cancel_scope.cancel()
     await ws.aclose()
     peer.close()
+
+
+@needs_epoll
+async def test_pongs_answered_one_by_one_are_taken_in_few_rounds():
+    """A server answers a batch's pings one by one: after a round of only pongs the
+    poller waits a moment (PONG_COALESCE), so the rest comes in one round instead of a
+    wake-up each; a message that arrives meanwhile still reaches its parked owner."""
+    count = 20
+    pairs = [real_pair() for _ in range(count)]
+    received: list[bytes] = []
+
+    async def receive(ws: SysclientSocket) -> None:
+        while True:
+            received.append(await ws.get_message())
+
+    async with trio.open_nursery() as nursery:
+        for ws, _ in pairs:
+            nursery.start_soon(receive, ws)
+        await trio.testing.wait_all_tasks_blocked()
+        shared = poller()
+        frames = ping_frames(count)
+        for i, (ws, peer) in enumerate(pairs):
+            assert ws.ping_nowait(1.0, frames[i * PING_SIZE : (i + 1) * PING_SIZE]) == b""
+            assert peer.recv(64)
+        rounds, pongs = shared.rounds, shared.pongs
+        for _, peer in pairs:
+            peer.send(b"\x8a\x00")
+            await trio.lowlevel.checkpoint()  # the poller may run between two pongs
+        await until(lambda: all(ws.ping_sent is None for ws, _ in pairs))
+        assert shared.pongs - pongs == count
+        assert shared.rounds - rounds <= count // 2  # one per pong without the pause
+        # A pong, then (while the poller pauses) a message: the message is delivered.
+        ws, peer = pairs[0]
+        ws.ping_nowait(2.0)
+        peer.recv(64)
+        peer.send(b"\x8a\x00")
+        await until(lambda: ws.ping_sent is None)
+        peer.send(Connection(ConnectionType.SERVER).send(BytesMessage(data=b"\x00\x01m")))
+        await until(lambda: received)
+        assert received == [b"\x00\x01m"]
+        nursery.cancel_scope.cancel()
+    for ws, peer in pairs:
+        await ws.aclose()
+        peer.close()
