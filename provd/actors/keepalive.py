@@ -29,7 +29,7 @@ import structlog
 import trio
 
 from ..transport import ConnectionLost
-from ..transport.sysws import SysclientSocket
+from ..transport.sysws import PING_SIZE, SysclientSocket, ping_frames
 
 log = structlog.get_logger("provd.keepalive")
 
@@ -51,8 +51,11 @@ class KeepAlive:
         self.slack = min(0.5, interval / 20)
         self._due: collections.deque[SysclientSocket] = collections.deque()
         self._busy: collections.deque[SysclientSocket] = collections.deque()
-        #: (pong deadline, connection, when its ping was sent), in deadline order.
-        self._waiting: collections.deque[tuple[float, SysclientSocket, float]] = collections.deque()
+        #: The pings sent, one entry per batch: (pong deadline, when the batch was sent,
+        #: its connections), in deadline order (no object per ping).
+        self._waiting: collections.deque[tuple[float, float, list[SysclientSocket]]] = (
+            collections.deque()
+        )
         self._running = False
         self._wake: trio.Event | None = None
         self.watched = 0
@@ -96,10 +99,11 @@ class KeepAlive:
     def _expire(self, now: float) -> None:
         waiting = self._waiting
         while waiting and waiting[0][0] <= now:
-            _, ws, sent = waiting.popleft()
-            if ws.watched and not ws.closed and ws.ping_sent == sent:
-                self.timeouts += 1
-                ws.fail(f"no pong from Devices within {self.timeout:g} s")
+            _, sent, pinged = waiting.popleft()
+            for ws in pinged:
+                if ws.ping_sent == sent and ws.watched and not ws.closed:
+                    self.timeouts += 1
+                    ws.fail(f"no pong from Devices within {self.timeout:g} s")
 
     async def _ping(self, now: float) -> None:
         due, limit = self._due, now + self.slack
@@ -110,14 +114,18 @@ class KeepAlive:
             batch.append(due.popleft())
         if not batch:
             return
+        frames = ping_frames(len(batch))
+        pinged: list[SysclientSocket] = []
+        next_due = now + self.interval
         i = 0
         with trio.move_on_after(SEND_BUDGET) as scope:
             for i, ws in enumerate(batch):
                 if ws.closed or not ws.watched:
                     continue
                 if ws.ping_sent is None:
+                    j = i * PING_SIZE
                     try:
-                        rest = ws.ping_nowait(now)
+                        rest = ws.ping_nowait(now, frames[j : j + PING_SIZE])
                         if rest:  # TLS, or a full socket buffer
                             await ws.send_rest(rest)
                     except ConnectionLost:
@@ -126,12 +134,14 @@ class KeepAlive:
                     if rest is None:  # the owner is sending: retry in a moment
                         self._busy.append(ws)
                         continue
-                    self.pings += 1
-                    self._waiting.append((now + self.timeout, ws, now))
-                ws.ping_due = now + self.interval
+                    pinged.append(ws)
+                ws.ping_due = next_due
                 due.append(ws)
                 if i % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1:
                     await trio.lowlevel.checkpoint()  # the written pings need no yield
+        if pinged:
+            self.pings += len(pinged)
+            self._waiting.append((now + self.timeout, now, pinged))
         if scope.cancelled_caught:  # stuck writing to batch[i]; the rest go next time
             stuck = batch[i]
             stuck.fail(f"ping to Devices not written within {SEND_BUDGET:g} s")
