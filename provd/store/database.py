@@ -220,10 +220,12 @@ class Database:
         )
 
     def fetches(self, mac: str, limit: int = 20) -> list[FetchRecord]:
-        rows = self.db.query(
+        # Plain SQL (read at every first connection, issue 14): sqlite-utils' query wraps
+        # each read in a SAVEPOINT and its RELEASE.
+        rows = self._rows(
             "SELECT mac, time, address, user_agent, vendor, model, firmware, file FROM fetches"
             " WHERE mac = ? ORDER BY time DESC, id DESC LIMIT ?",
-            [mac, limit],
+            (mac, limit),
         )
         return [FetchRecord(**row) for row in rows]
 
@@ -358,10 +360,13 @@ class Database:
                 " updated = excluded.updated",
                 (mac, ctype, text, now),
             )
-            conn.execute(
-                "UPDATE phones SET revision = revision + 1, updated = ? WHERE mac = ?", (now, mac)
-            )
-        return self._revision(mac)
+            # RETURNING: the new revision without another read (issue 14)
+            rows = conn.execute(
+                "UPDATE phones SET revision = revision + 1, updated = ? WHERE mac = ?"
+                " RETURNING revision",
+                (now, mac),
+            ).fetchall()  # all: the statement ends before the commit
+        return int(rows[0][0]) if rows else 0
 
     def set_state(self, mac: str, state: str, error: str = "") -> None:
         with self.db.conn:
