@@ -367,18 +367,20 @@ class AppSession:
         except ProtocolError as exc:
             await self._result(msg, f"invalid MAC: {exc.reason}")
             return
-        with structlog.contextvars.bound_contextvars(mac=mac):
-            try:
-                outcome = await self._provision_phone(mac, msg)
-            except Exception:  # a store failure: answer, keep the session
-                log.exception("provisioning.internal_error")
-                outcome = Outcome(ok=False, error="provd could not store the phone")
-            if outcome.ok:
-                log.info("provisioning.ok")
-                await self._result(msg, None)
-            else:
-                log.warning("provisioning.error", error=outcome.error)
-                await self._result(msg, outcome.error)
+        # This task's own context (trio copies it per task, _provision_counted): bound
+        # without structlog's generator-based bound_contextvars, nothing to undo (issue 14).
+        structlog.contextvars.bind_contextvars(mac=mac)
+        try:
+            outcome = await self._provision_phone(mac, msg)
+        except Exception:  # a store failure: answer, keep the session
+            log.exception("provisioning.internal_error")
+            outcome = Outcome(ok=False, error="provd could not store the phone")
+        if outcome.ok:
+            log.info("provisioning.ok")
+            await self._result(msg, None)
+        else:
+            log.warning("provisioning.error", error=outcome.error)
+            await self._result(msg, outcome.error)
 
     async def _provision_phone(self, mac: str, msg: ProvisioningPhone) -> Outcome:
         password = msg.password

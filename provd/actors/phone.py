@@ -429,17 +429,19 @@ async def _on_password(event: PasswordAssigned, link: _Link) -> list[TunnelFrame
     """
     register_secret(event.password, owner=link.mac)
     mac, store = link.mac, link.ctx.store
+    code = link.record.code if event.with_code else None
+    # The write and the re-read in one store call (issue 14: one commit and one pass
+    # through the store instead of two): the directory holds the new password and the
+    # answered code together, so a connection lost from here on reconnects without code.
+    stored, record = await store.call(
+        lambda db: _read_after(db, mac, db.set_sysclient_password(mac, event.password, code)),
+        quick=True,
+    )
     if event.with_code:
-        code = link.record.code
-        stored = await store.call(
-            lambda db: db.set_sysclient_password(mac, event.password, code), quick=True
-        )
         if not stored:  # a newer ProvisioningPhone replaced this code meanwhile
             raise ConnectionLost("provisioning code superseded")
         link.attempt.code_done = True
-    else:
-        await store.call(lambda db: db.set_sysclient_password(mac, event.password), quick=True)
-    await _refresh(link.ctx, mac)
+    _keep(link.ctx, record)
     # A first registration's password is summed up by phone.provisioned (issue 14: one
     # info line per step was a share of the CPU per provisioned phone); one assigned
     # during a session (an administrator's doing) keeps its info line.
@@ -455,8 +457,10 @@ async def _on_authenticated(event: Authenticated, link: _Link) -> list[TunnelFra
         # Already in a domain: Devices challenged our code identify and took the stored
         # password. The code is answered; the password stays (spec section 8.2).
         mac, code = link.mac, link.record.code
-        await link.ctx.store.call(lambda db: db.code_answered(mac, code), quick=True)
-        await _refresh(link.ctx, mac)
+        _, record = await link.ctx.store.call(
+            lambda db: _read_after(db, mac, db.code_answered(mac, code)), quick=True
+        )
+        _keep(link.ctx, record)
         link.attempt.code_done = True
         log.info("sysclient.code_answered_by_challenge")
     log.info("sysclient.authenticated")
@@ -505,11 +509,15 @@ async def _on_settled(event: Settled, link: _Link) -> list[TunnelFrame]:
         return []
     current = ctx.directory.get(mac)
     if current is not None and current.state != "provisioned":
-        await ctx.store.call(lambda db: db.set_state(mac, "provisioned"), quick=True)
-        # Re-read, never write back the copy from before the await: a ProvisioningPhone
-        # with a new code may have been stored meanwhile, and its pending code must stay
-        # visible to the actor that presents it.
-        await _refresh(ctx, mac)
+        # Re-read (in the same store call), never write back the copy from before the
+        # await: a ProvisioningPhone with a new code may have been stored meanwhile, and
+        # its pending code must stay visible to the actor that presents it. The re-read
+        # also takes in the initial items and administrative password, which were not
+        # copied into the directory one by one (issue 14).
+        _, record = await ctx.store.call(
+            lambda db: _read_after(db, mac, db.set_state(mac, "provisioned")), quick=True
+        )
+        _keep(ctx, record)
     log.info(
         "phone.provisioned" if link.use_code else "phone.config_current",
         quiet=event.by_quiet,
@@ -521,11 +529,19 @@ async def _on_settled(event: Settled, link: _Link) -> list[TunnelFrame]:
 
 async def _on_admin_password(event: AdminPasswordReceived, link: _Link) -> list[TunnelFrame]:
     register_secret(event.password, owner=link.mac)
-    await link.ctx.store.call(
-        lambda db: db.set_admin_password(link.mac, event.password), quick=True
-    )
-    await _refresh(link.ctx, link.mac)
+    mac, ctx = link.mac, link.ctx
     initial = link.use_code and not link.settled
+    current = ctx.directory.get(mac)
+    if initial and current is not None and current.state != "provisioned":
+        # Not served before it settles, and _on_settled re-reads the record once it is
+        # in (as for the initial items): the write alone (issue 14).
+        await ctx.store.call(lambda db: db.set_admin_password(mac, event.password), quick=True)
+    else:
+        _, record = await ctx.store.call(
+            lambda db: _read_after(db, mac, db.set_admin_password(mac, event.password)),
+            quick=True,
+        )
+        _keep(ctx, record)
     if not initial or debug_enabled():
         (log.debug if initial else log.info)("sysclient.admin_password_received")
     return []
@@ -593,9 +609,16 @@ _HANDLERS: dict[type, Callable[[Any, _Link], Awaitable[list[TunnelFrame]]]] = {
 }
 
 
-async def _refresh(ctx: PhoneContext, mac: str) -> None:
-    record = await ctx.store.call(lambda db: db.phone(mac), quick=True)
-    if record is not None and ctx.directory.get(mac) is not None:
+def _read_after(db: Any, mac: str, result: Any) -> tuple[Any, PhoneRecord | None]:
+    """``result`` of a write just made (its argument) and the phone's record as stored
+    after it: a write and its re-read in one store call (store thread)."""
+    return result, db.phone(mac)
+
+
+def _keep(ctx: PhoneContext, record: PhoneRecord | None) -> None:
+    """Put a record re-read from the store into the directory, unless the phone was
+    removed meanwhile."""
+    if record is not None and ctx.directory.get(record.mac) is not None:
         ctx.directory.put(record)
 
 
@@ -608,7 +631,10 @@ async def _set_online(ctx: PhoneContext, mac: str, online: bool) -> None:
 
 
 async def _fail(ctx: PhoneContext, record: PhoneRecord, error: str) -> None:
-    await ctx.store.call(lambda db: db.set_state(record.mac, "failed", error), quick=True)
-    await _refresh(ctx, record.mac)
+    mac = record.mac
+    _, current = await ctx.store.call(
+        lambda db: _read_after(db, mac, db.set_state(mac, "failed", error)), quick=True
+    )
+    _keep(ctx, current)
     log.error("phone.provisioning_failed", error=error)
     ctx.outcomes.report(record.mac, record.code, Outcome(ok=False, error=error))

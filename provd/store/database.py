@@ -44,6 +44,15 @@ _PHONE_COLUMNS = [
     "password_code",
 ]
 
+#: One phone and its phone_keys row (NULLs without one), by key. (Built from the constant
+#: column names above: no input reaches it.)
+_PHONE_BY_MAC = (
+    "SELECT "  # noqa: S608
+    + ", ".join(f"p.{c}" for c in _PHONE_COLUMNS)
+    + ", k.mac, k.category, k.keys FROM phones p LEFT JOIN phone_keys k ON k.mac = p.mac"
+    " WHERE p.mac = ?"
+)
+
 
 class StoreLost(Exception):
     """The database file on disk is no longer the one provd has open (deleted, replaced)."""
@@ -151,10 +160,15 @@ class Database:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def phone(self, mac: str) -> PhoneRecord | None:
-        rows = self._rows("SELECT * FROM phones WHERE mac = ?", (mac,))
-        if not rows:
+        # The phone and its keys in one statement, the record built once (issue 14: this
+        # re-read runs after each step of a provisioning).
+        row = self.db.conn.execute(_PHONE_BY_MAC, (mac,)).fetchone()
+        if row is None:
             return None
-        return self._with_keys(self._record(rows[0], self._config(mac)))
+        record = self._record(dict(zip(_PHONE_COLUMNS, row, strict=False)), self._config(mac))
+        if row[-3] is None:  # no phone_keys row
+            return record
+        return self._with_keys(record, {"category": row[-2], "keys": row[-1]})
 
     def phones(self, after: str = "", limit: int | None = None) -> list[PhoneRecord]:
         """The stored phones by MAC; with ``limit``, one page: at most ``limit`` phones whose
@@ -206,10 +220,12 @@ class Database:
         )
 
     def fetches(self, mac: str, limit: int = 20) -> list[FetchRecord]:
-        rows = self.db.query(
+        # Plain SQL (read at every first connection, issue 14): sqlite-utils' query wraps
+        # each read in a SAVEPOINT and its RELEASE.
+        rows = self._rows(
             "SELECT mac, time, address, user_agent, vendor, model, firmware, file FROM fetches"
             " WHERE mac = ? ORDER BY time DESC, id DESC LIMIT ?",
-            [mac, limit],
+            (mac, limit),
         )
         return [FetchRecord(**row) for row in rows]
 
@@ -344,10 +360,13 @@ class Database:
                 " updated = excluded.updated",
                 (mac, ctype, text, now),
             )
-            conn.execute(
-                "UPDATE phones SET revision = revision + 1, updated = ? WHERE mac = ?", (now, mac)
-            )
-        return self._revision(mac)
+            # RETURNING: the new revision without another read (issue 14)
+            rows = conn.execute(
+                "UPDATE phones SET revision = revision + 1, updated = ? WHERE mac = ?"
+                " RETURNING revision",
+                (now, mac),
+            ).fetchall()  # all: the statement ends before the commit
+        return int(rows[0][0]) if rows else 0
 
     def set_state(self, mac: str, state: str, error: str = "") -> None:
         with self.db.conn:

@@ -132,12 +132,13 @@ async def test_settling_keeps_a_new_code_stored_meanwhile(tmp_path):
         real_call = store.call
 
         async def call_with_a_new_code_meanwhile(fn, **kwargs):
-            result = await real_call(fn, **kwargs)
-            if store.call is call_with_a_new_code_meanwhile:  # once: the settle's write
+            # The settle's write and re-read are one store call (issue 14): the new code
+            # lands while it waits its turn, after the actor took its copy of the record.
+            if store.call is call_with_a_new_code_meanwhile:  # once: the settle's call
                 store.call = real_call
                 record, _ = await real_call(lambda db: db.upsert_phone(mac=MAC, code="2", **fields))
                 directory.put(record)
-            return result
+            return await real_call(fn, **kwargs)
 
         store.call = call_with_a_new_code_meanwhile
         await _on_settled(Settled(by_quiet=False), link)
