@@ -23,24 +23,19 @@ from urllib.parse import urlsplit
 
 import trio
 import trio_websocket as tw
-from wsproto.connection import ConnectionState, ConnectionType
-from wsproto.events import AcceptConnection, RejectConnection, Request, TextMessage
+from wsproto.connection import ConnectionType
+from wsproto.events import AcceptConnection, RejectConnection, Request
 from wsproto.handshake import H11Handshake
 
 from ..protocol.jsonwire import MAX_MESSAGE_SIZE
 from ..transport import connect as tw_connect
-from .wsserver import RECEIVE_BYTES, ServerWebsocket, WebsocketClosed
+from .wsserver import RECEIVE_BYTES, AppServerWebsocket
 
 #: Largest upgrade answer read before giving up, bytes.
 MAX_HEAD = 16 << 10
 
 
-def _closed(exc: WebsocketClosed) -> tw.ConnectionClosed:
-    code = exc.code
-    return tw.ConnectionClosed(None if code is None else tw.CloseReason(code, exc.reason))
-
-
-class ClientWebsocket(ServerWebsocket):
+class ClientWebsocket(AppServerWebsocket):
     """One client websocket over one trio stream, no task of its own.
 
     One task reads (:meth:`get_message`, which answers pings on the way); other tasks may
@@ -48,36 +43,6 @@ class ClientWebsocket(ServerWebsocket):
     """
 
     __slots__ = ()
-
-    @property
-    def remote(self) -> str:
-        return self.peer
-
-    async def get_message(self) -> bytes | str:
-        try:
-            return await super().get_message()
-        except WebsocketClosed as exc:
-            raise _closed(exc) from None
-
-    async def _drain_close(self) -> None:
-        with contextlib.suppress(tw.ConnectionClosed):
-            await super()._drain_close()
-
-    async def send_message(self, data: bytes | str) -> None:  # type: ignore[override]
-        """Send one message: text for ``str``, binary for ``bytes``.
-
-        Raises:
-            trio_websocket.ConnectionClosed: the connection is closed or broke.
-        """
-        try:
-            if isinstance(data, bytes):
-                await super().send_message(data)
-                return
-            if self.closed or self._ws.state is not ConnectionState.OPEN:
-                raise WebsocketClosed(self.close_code, "closed")
-            await self._send(self._ws.send(TextMessage(data=data)))
-        except WebsocketClosed as exc:
-            raise _closed(exc) from None
 
 
 async def handshake(

@@ -1,4 +1,5 @@
-"""The simulator's lean websocket client (issue 14: the Users service's sessions).
+"""The simulator's lean AppWebsocket connections (issue 14): the Users service's client
+sessions (wsclient) and the Devices API sessions (wsserver.AppServerWebsocket).
 
 A trio-websocket server on loopback plays provd/Devices: text messages both ways, its pings
 answered while the client reads, its close code reported as trio-websocket reports it, and
@@ -9,10 +10,17 @@ import trio
 import trio.testing
 import trio_websocket as tw
 
-from provd.protocol.messages import AppChallenge, AppChallengeResult
-from provd.sim import wsclient
+from provd.protocol.messages import (
+    AppChallenge,
+    AppChallengeResult,
+    GetProvisioningCode,
+    GetProvisioningCodeResult,
+)
+from provd.sim import Direction, Party, wsclient, wsserver
 from provd.transport import AppWebsocket, ConnectionLost
 from provd.transport import connect as transport_connect
+
+from .helpers import devices_client
 
 
 def count_tasks() -> int:
@@ -122,3 +130,37 @@ async def test_refused_upgrade_and_dead_port(nursery):
                 raise AssertionError("connected")
         except OSError:
             pass
+
+
+async def test_the_devices_api_is_served_lean(sim):
+    """A Devices API session is an AppServerWebsocket (no trio-websocket reader task and
+    channel): requests answered, a client ping answered, a client close ends the session."""
+    with trio.fail_after(10):
+        async with devices_client(sim) as conn:
+            (api,) = sim.devices_app._live
+            assert isinstance(api, wsserver.AppServerWebsocket)
+            await conn.send(GetProvisioningCode(category="Phones", src="a"))
+            answer = await conn.receive()
+            assert isinstance(answer, GetProvisioningCodeResult) and answer.src == "a"
+            await conn.ws.ping(b"k")  # returns once the pong came
+        await sim.watch.wait_until(lambda: not sim.devices_app._live)
+    assert api.close_code == 1000
+
+
+async def test_devices_api_drop_after_sent_ends_the_session_at_once(sim):
+    """A drop after a sent answer closes from the writer task (not the reader): the client
+    gets the answer, then 1001, and the session ends without waiting out the server's
+    close deadline (the writer must not wait for its own handler to end)."""
+    sim.faults.drop_after(Party.DEVICES_API, "GetProvisioningCodeResult", direction=Direction.SENT)
+    async with devices_client(sim) as conn:
+        with trio.fail_after(10):
+            await conn.send(GetProvisioningCode(category="Phones", src="b"))
+            assert isinstance(await conn.receive(), GetProvisioningCodeResult)
+            try:
+                await conn.receive()
+            except ConnectionLost as exc:
+                assert exc.reason == "closed (1001)"
+            else:
+                raise AssertionError("not closed")
+        with trio.fail_after(wsserver.DISCONNECT_TIMEOUT * 0.9):
+            await sim.watch.wait_until(lambda: not sim.devices_app._live)
