@@ -14,8 +14,9 @@ plain websocket servers, and the passthrough base is published in ``Device.uri``
 
 The websocket listener is :func:`.wsserver.serve`: sysclients get a lean
 :class:`~.wsserver.ServerWebsocket` (no task, channel or lock of its own per connection;
-pings answered inline), the API stays on trio-websocket (issue 14: the simulator's CPU per
-phone is on provd's critical path in the benchmarks).
+pings answered inline), and so does a plain upgrade for the API (an
+:class:`~.wsserver.AppServerWebsocket`; anything else stays on trio-websocket) (issue 14:
+the simulator's CPU per phone is on provd's critical path in the benchmarks).
 
 Every change of the shared :class:`~.domain.DevicesDomain` wakes :attr:`DevicesApp.watch`.
 """
@@ -183,6 +184,7 @@ class DevicesApp:
                 functools.partial(
                     serve_websockets,
                     lean_path=self.config.path + "sysclients",
+                    app_paths=(self.config.path, self.config.path.rstrip("/")),
                     ssl_context=tls,
                     max_connections=self.config.max_connections,
                 ),

@@ -39,11 +39,12 @@ from ..protocol.messages import (
     ProvisioningPhone,
     ProvisioningPhoneResult,
 )
-from ..transport import AppWebsocket, ConnectionLost, RequestTracker, connect, login_as_service
+from ..transport import AppWebsocket, ConnectionLost, RequestTracker, login_as_service
 from ..transport.tls import context_for
 from .config import PhoneConfig, SimConfig
 from .faults import Direction, FaultPlan, Party
 from .services import ServiceRegistry
+from .wsclient import connect
 
 log = structlog.get_logger("provd.sim.users")
 

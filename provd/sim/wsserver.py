@@ -31,7 +31,7 @@ import errno
 import hashlib
 import os
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import structlog
@@ -360,6 +360,75 @@ class ServerWebsocket:
             self._done.set()
 
 
+def _as_tw(exc: WebsocketClosed) -> tw.ConnectionClosed:
+    code = exc.code
+    return tw.ConnectionClosed(None if code is None else tw.CloseReason(code, exc.reason))
+
+
+class AppServerWebsocket(ServerWebsocket):
+    """A :class:`ServerWebsocket` that quacks like trio-websocket's ``WebSocketConnection``
+    as far as :class:`provd.transport.AppWebsocket` needs (issue 14): text messages in and
+    out, closes raised as ``trio_websocket.ConnectionClosed`` with the close code.
+
+    Serves the Devices API (its reader is the handler's task, its writer another task)
+    and, as :class:`~.wsclient.ClientWebsocket`, the simulator's client sessions.
+    """
+
+    __slots__ = ()
+
+    @property
+    def remote(self) -> str:
+        return self.peer
+
+    async def get_message(self) -> bytes | str:
+        try:
+            return await super().get_message()
+        except WebsocketClosed as exc:
+            raise _as_tw(exc) from None
+
+    async def _drain_close(self) -> None:
+        with contextlib.suppress(tw.ConnectionClosed):
+            await super()._drain_close()
+
+    async def send_message(self, data: bytes | str) -> None:  # type: ignore[override]
+        """Send one message: text for ``str``, binary for ``bytes``.
+
+        Raises:
+            trio_websocket.ConnectionClosed: the connection is closed or broke.
+        """
+        try:
+            if isinstance(data, bytes):
+                await super().send_message(data)
+                return
+            if self.closed or self._ws.state is not ConnectionState.OPEN:
+                raise WebsocketClosed(self.close_code, "closed")
+            await self._send(self._ws.send(TextMessage(data=data)))
+        except WebsocketClosed as exc:
+            raise _as_tw(exc) from None
+
+    async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
+        """As :meth:`ServerWebsocket.aclose`; but another task of the handler's own (the
+        Devices API's writer, inside the handler's nursery) must not wait for the handler
+        to end: it sends the close frame, gives the handler its deadline and returns."""
+        owner = self._owner
+        if owner is None or self._ended or trio.lowlevel.current_task() is owner:
+            await super().aclose(code, reason)
+            return
+        with trio.CancelScope(shield=True):
+            if not self.closed and self._ws.state is ConnectionState.OPEN:
+                if self.close_code is None:
+                    self.close_code = code
+                try:
+                    frame = self._ws.send(CloseConnection(code=code, reason=reason))
+                    with trio.move_on_after(DISCONNECT_TIMEOUT):
+                        await self._send(frame)
+                except (LocalProtocolError, WebsocketClosed):
+                    self.closed = True
+            if self.scope is not None and not self.closed:
+                deadline = trio.current_time() + DISCONNECT_TIMEOUT
+                self.scope.deadline = min(self.scope.deadline, deadline)
+
+
 #: RFC 6455 section 1.3: appended to Sec-WebSocket-Key before hashing.
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -473,6 +542,7 @@ async def serve(
     listen: str,
     *,
     lean_path: str,
+    app_paths: Collection[str] = (),
     ssl_context: ssl.SSLContext | None = None,
     max_message_size: int = MAX_MESSAGE_SIZE,
     max_connections: int = 1024,
@@ -482,6 +552,10 @@ async def serve(
     """Serve websockets on ``listen``: upgrades for ``lean_path`` (query ignored) go to
     ``lean`` with a :class:`ServerWebsocket`, all others to ``other`` through
     trio-websocket. Reports the trio-websocket server (``.port``) through ``nursery.start``.
+
+    A plain upgrade for one of ``app_paths`` (query ignored) goes to ``other`` too, but
+    served by an :class:`AppServerWebsocket` instead of trio-websocket (issue 14: the
+    Devices API session of the Users service, one request per phone).
     """
     host, port = parse_listen(listen)
     tcp = await trio.open_tcp_listeners(port, host=host)
@@ -546,6 +620,12 @@ async def serve(
                     wsconn = Connection(ConnectionType.SERVER, trailing_data=rest)
                     ws = ServerWebsocket(stream, wsconn, target, peer, max_message_size)
                     await _run_lean(lean, ws)
+                    return
+                if target.split("?", 1)[0] in app_paths:
+                    await stream.send_all(_accepted(accept))
+                    wsconn = Connection(ConnectionType.SERVER, trailing_data=rest)
+                    app = AppServerWebsocket(stream, wsconn, target, peer, max_message_size)
+                    await _run_lean(other, app)  # type: ignore[arg-type]
                     return
                 slow = None
             else:
