@@ -23,13 +23,22 @@ MAX_MESSAGE_SIZE = 1 << 20
 MAX_DEPTH = 32
 
 
+#: One encoder and one decoder for the process: ``json.dumps``/``json.loads`` with any
+#: option build a new one on every call (a few microseconds each, on every message of
+#: every peer; issue 14). Both are stateless between calls.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(obj: Any) -> str:
     """Encode compactly, keys in insertion order, non-ASCII and ``/`` unescaped."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(obj)
 
 
 def _reject_constant(name: str) -> Any:
     raise ProtocolError(f"JSON constant {name} not allowed")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _depth_ok(text: str) -> bool:
@@ -84,7 +93,7 @@ def loads_object(data: str | bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> dict
     if deep_possible and not _depth_ok(data):
         raise ProtocolError(f"JSON nested deeper than {MAX_DEPTH}")
     try:
-        obj = json.loads(data, parse_constant=_reject_constant)
+        obj = _DECODER.decode(data)
     except ProtocolError:
         raise
     except (ValueError, RecursionError):
