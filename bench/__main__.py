@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 from provd import logs
@@ -64,6 +65,20 @@ def _section(name: str, fn, *args) -> list[Row]:
         while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
             exc = exc.exceptions[0]
         return [(f"{name}: did not complete", type(exc).__name__, str(exc)[:200], "-", "FAIL")]
+
+
+def calibration() -> float:
+    """Seconds this machine takes for 5 million Python additions, right now.
+
+    The VM's speed swings with its host's load (the same loop took 1.5-2.3 s within a
+    minute on the development VM): printed before and after the run, it tells whether
+    two runs' figures are comparable at all. Information only, no target.
+    """
+    start = time.perf_counter()
+    total = 0
+    for i in range(5_000_000):
+        total += i
+    return time.perf_counter() - start
 
 
 def machine() -> str:
@@ -207,6 +222,7 @@ def main() -> int:
     started = datetime.datetime.now(datetime.UTC)
     rows: list[Row] = []
     results: list[scale.ScaleResult] = []
+    speed_before = calibration()
     if "micro" in only:
         rows += _section("micro", micro.run)
     if "storm" in only:
@@ -238,6 +254,16 @@ def main() -> int:
         rows += _section("hostile", hostile.run)
     if "items" in only:
         rows += _section("items", config_items.run)
+    speed_after = calibration()
+    rows.append(
+        (
+            "machine speed: 5M Python additions, before / after",
+            f"{speed_before:.2f} / {speed_after:.2f} s",
+            "the host's load moves every figure; compare runs of like speed",
+            "-",
+            "info",
+        )
+    )
     print(f"provd bench, {started:%Y-%m-%d %H:%M} UTC, {machine()}")
     header = ("benchmark", "value", "detail", "target", "verdict")
     widths = [min(90, max(len(r[i]) for r in [header, *rows])) for i in range(5)]
