@@ -315,6 +315,23 @@ class ServerWebsocket:
         except (LocalProtocolError, WebsocketClosed):
             pass
 
+    async def _close_frame(self, code: int, reason: str | None) -> None:
+        """Send our close frame (at most :data:`DISCONNECT_TIMEOUT` seconds) unless the
+        connection is closed already, and give the handler that long to see the answer.
+        The caller shields it."""
+        if not self.closed and self._ws.state is ConnectionState.OPEN:
+            if self.close_code is None:
+                self.close_code = code
+            try:
+                frame = self._ws.send(CloseConnection(code=code, reason=reason))
+                with trio.move_on_after(DISCONNECT_TIMEOUT):
+                    await self._send(frame)
+            except (LocalProtocolError, WebsocketClosed):
+                self.closed = True
+        if self.scope is not None and not self.closed:
+            deadline = trio.current_time() + DISCONNECT_TIMEOUT
+            self.scope.deadline = min(self.scope.deadline, deadline)
+
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
         """Close as trio-websocket's ``aclose`` does: a close frame, then wait (at most
         :data:`DISCONNECT_TIMEOUT` seconds) for the peer's answer; the stream is closed
@@ -323,18 +340,7 @@ class ServerWebsocket:
         if self._ended:
             return
         with trio.CancelScope(shield=True):
-            if not self.closed and self._ws.state is ConnectionState.OPEN:
-                if self.close_code is None:
-                    self.close_code = code
-                try:
-                    frame = self._ws.send(CloseConnection(code=code, reason=reason))
-                    with trio.move_on_after(DISCONNECT_TIMEOUT):
-                        await self._send(frame)
-                except (LocalProtocolError, WebsocketClosed):
-                    self.closed = True
-            if self.scope is not None and not self.closed:
-                deadline = trio.current_time() + DISCONNECT_TIMEOUT
-                self.scope.deadline = min(self.scope.deadline, deadline)
+            await self._close_frame(code, reason)
             if self._owner is None or trio.lowlevel.current_task() is self._owner:
                 await self._drain_close()
                 self.closed = True
@@ -415,18 +421,7 @@ class AppServerWebsocket(ServerWebsocket):
             await super().aclose(code, reason)
             return
         with trio.CancelScope(shield=True):
-            if not self.closed and self._ws.state is ConnectionState.OPEN:
-                if self.close_code is None:
-                    self.close_code = code
-                try:
-                    frame = self._ws.send(CloseConnection(code=code, reason=reason))
-                    with trio.move_on_after(DISCONNECT_TIMEOUT):
-                        await self._send(frame)
-                except (LocalProtocolError, WebsocketClosed):
-                    self.closed = True
-            if self.scope is not None and not self.closed:
-                deadline = trio.current_time() + DISCONNECT_TIMEOUT
-                self.scope.deadline = min(self.scope.deadline, deadline)
+            await self._close_frame(code, reason)
 
 
 #: RFC 6455 section 1.3: appended to Sec-WebSocket-Key before hashing.
