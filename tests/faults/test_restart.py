@@ -142,22 +142,25 @@ async def test_a_refused_online_write_is_tried_again(tmp_path, autojump_clock, n
     seed(tmp_path / "p.db")
     store = Store(str(tmp_path / "p.db"))
     await nursery.start(store.run)
+    # Every call quick (on the loop): a call on the store's thread lets the autojump clock
+    # move meanwhile, and a retry could then fall on the very instant the test wakes up.
     await store.call(
         lambda db: db.db.execute(
             "CREATE TRIGGER refuse BEFORE UPDATE OF online ON phones"
             " BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"
-        )
+        ),
+        quick=True,
     )
     with capture_logs() as events:
         store.set_online(MACS[0], True)
         await trio.sleep(actor_module.ONLINE_RETRY * 2.5)
     refused = [e for e in events if e["event"] == "store.operation_failed"]
     assert len(refused) == 3 and "disk trouble" in refused[0]["error"]  # once per retry
-    assert not (await store.call(lambda db: db.phone(MACS[0]))).online
-    await store.call(lambda db: db.db.execute("DROP TRIGGER refuse"))
+    assert not (await store.call(lambda db: db.phone(MACS[0]), quick=True)).online
+    await store.call(lambda db: db.db.execute("DROP TRIGGER refuse"), quick=True)
     with capture_logs() as events:
         await trio.sleep(actor_module.ONLINE_RETRY)
-    assert (await store.call(lambda db: db.phone(MACS[0]))).online
+    assert (await store.call(lambda db: db.phone(MACS[0]), quick=True)).online
     assert [e["event"] for e in events] == ["store.online_flags_written"]
 
 
