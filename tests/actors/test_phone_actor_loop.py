@@ -13,6 +13,8 @@ from provd.store.actor import Store
 from provd.store.database import Database
 from provd.store.records import PhoneRecord
 
+from ..phonelink import first_registration_link
+
 MAC = "001565000061"
 
 
@@ -119,15 +121,7 @@ async def test_settling_keeps_a_new_code_stored_meanwhile(tmp_path):
         await store.call(lambda db: db.upsert_phone(mac=MAC, code="1", **fields))
         await store.call(lambda db: db.set_sysclient_password(MAC, "p" * 32, "1"))
         directory.put(await store.call(lambda db: db.phone(MAC)))
-        ctx = PhoneContext(
-            config=config(),
-            store=store,
-            directory=directory,
-            locator=DevicesLocator("ws://127.0.0.1:1/devices/"),
-            outcomes=Outcomes(),
-            handshakes=HandshakeLimiter(1),
-        )
-        link = _Link(directory.get(MAC), ctx, TunnelEndpoint(lambda _r: b""), use_code=True)
+        link = first_registration_link(store, directory, MAC, config())
         link.attempt.code_done = True
         real_call = store.call
 

@@ -7,6 +7,7 @@ registration writes, checked without a running daemon where possible.
 from provd.store.database import Database
 from provd.store.records import Lifecycle
 
+from ..phonelink import first_registration_link
 from ..store.test_database import add
 
 
@@ -49,10 +50,9 @@ async def test_initial_items_are_taken_into_the_directory_once_settled(tmp_path)
     item; the served record then has every item and the stored revision."""
     import trio
 
-    from provd.actors.phone import PhoneContext, _Link, _on_config, _on_settled
-    from provd.actors.state import DevicesLocator, HandshakeLimiter, Outcomes, PhoneDirectory
+    from provd.actors.phone import _on_config, _on_settled
+    from provd.actors.state import PhoneDirectory
     from provd.protocol.sysclient import ConfigItem, ConfigReceived, Settled
-    from provd.protocol.tunnel import TunnelEndpoint
     from provd.store.actor import Store
 
     from ..actors.test_phone_actor_loop import MAC, config
@@ -72,15 +72,7 @@ async def test_initial_items_are_taken_into_the_directory_once_settled(tmp_path)
         await store.call(lambda db: db.upsert_phone(mac=MAC, code="1", **fields))
         await store.call(lambda db: db.set_sysclient_password(MAC, "p" * 32, "1"))
         directory.put(await store.call(lambda db: db.phone(MAC)))
-        ctx = PhoneContext(
-            config=config(),
-            store=store,
-            directory=directory,
-            locator=DevicesLocator("ws://127.0.0.1:1/devices/"),
-            outcomes=Outcomes(),
-            handshakes=HandshakeLimiter(1),
-        )
-        link = _Link(directory.get(MAC), ctx, TunnelEndpoint(lambda _r: b""), use_code=True)
+        link = first_registration_link(store, directory, MAC, config())
         link.attempt.code_done = True
         puts.clear()
         for ctype in ("PHONE", "MEDIA", "NTP", "TLS_PROFILE"):

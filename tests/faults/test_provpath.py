@@ -6,17 +6,16 @@ matters (the phone actor's handlers with the network taken out)."""
 import trio
 
 from provd.actors.phone import (
-    PhoneContext,
-    _Link,
     _on_admin_password,
     _on_password,
     _on_settled,
 )
-from provd.actors.state import DevicesLocator, HandshakeLimiter, Outcomes, PhoneDirectory
+from provd.actors.state import PhoneDirectory
 from provd.config import Config
 from provd.protocol.sysclient import AdminPasswordReceived, PasswordAssigned, Settled
-from provd.protocol.tunnel import TunnelEndpoint
 from provd.store.actor import Store
+
+from ..phonelink import first_registration_link
 
 MAC = "001565000071"
 FIELDS = dict(hwid="", usename="u", cn="U", password="Sip-Pw-1", domain="d", dns="")
@@ -39,15 +38,9 @@ async def _first_registration(tmp_path, nursery):
     record, _ = await store.call(lambda db: db.upsert_phone(mac=MAC, code="1", **FIELDS))
     directory.put(record)
     directory.puts = 0
-    ctx = PhoneContext(
-        config=Config.from_mapping({"appservice": {"password": "x" * 12}}),
-        store=store,
-        directory=directory,
-        locator=DevicesLocator("ws://127.0.0.1:1/devices/"),
-        outcomes=Outcomes(),
-        handshakes=HandshakeLimiter(1),
+    link = first_registration_link(
+        store, directory, MAC, Config.from_mapping({"appservice": {"password": "x" * 12}})
     )
-    link = _Link(directory.get(MAC), ctx, TunnelEndpoint(lambda _r: b""), use_code=True)
     return store, directory, link
 
 
