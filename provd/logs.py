@@ -105,6 +105,15 @@ class _PendingWords:
         for word in words:
             self.discard(word)
 
+    def may_hit(self, text: str) -> bool:
+        """Whether a pending word's head is in ``text`` (a quick, conservative test: the
+        text's heads are gathered in one set comprehension, compared in C)."""
+        if not self._words:
+            return False
+        n = MIN_SECRET_LEN
+        heads = {text[i : i + n] for i in range(len(text) - n + 1)}
+        return not self._by_head.keys().isdisjoint(heads)
+
     def hits(self, text: str) -> list[tuple[int, str]]:
         """(start, word) of every occurrence of a pending word in ``text``."""
         if not self._words:
@@ -311,6 +320,17 @@ class _SecretScrubber:
     def __bool__(self) -> bool:
         return bool(self._entries)
 
+    def found_in(self, text: str) -> bool:
+        """Whether ``text`` may hold a registered secret (a hit of a long secret's prefix
+        counts): a quick test before :meth:`scrub`."""
+        if len(text) < MIN_SECRET_LEN or not self._entries:
+            return False
+        with self._lock:
+            if self._pending.may_hit(text):
+                return True
+            automaton = self._automaton
+            return automaton is not None and next(automaton.iter(text), None) is not None
+
     def scrub(self, text: str) -> str:
         if len(text) < MIN_SECRET_LEN or not self._entries:
             return text
@@ -401,17 +421,47 @@ def _scrub_value(value: Any) -> Any:
     return value
 
 
+#: Field names seen so far and whether each names a secret: a log line's keys come from a
+#: small fixed set, so each is normalised once, not once per line (issue 14).
+_SECRET_NAMES: dict[str, bool] = {}
+
+
 def _is_secret_name(name: Any) -> bool:
-    return isinstance(name, str) and name.lower().replace("-", "_") in SECRET_FIELDS
+    if not isinstance(name, str):
+        return False
+    known = _SECRET_NAMES.get(name)
+    if known is None:
+        known = name.lower().replace("-", "_") in SECRET_FIELDS
+        if len(_SECRET_NAMES) < 4096:  # bounded: keys of a peer's dict pass here too
+            _SECRET_NAMES[name] = known
+    return known
+
+
+#: Joins a line's text values for one search; a secret spanning two values through it
+#: is only a false alarm (the values are then scrubbed one by one, as always).
+_JOIN = "\x00"
 
 
 def redact_secrets(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """structlog processor: mask secret fields and scrub registered secrets from all values."""
+    """structlog processor: mask secret fields and scrub registered secrets from all values.
+
+    A line's text values are searched together first, under one lock: most lines hold no
+    secret, and the search per value (a lock, the automaton, the index of words not yet
+    built into it) was half the cost of an info line (issue 14). Only a line with a hit
+    is scrubbed value by value.
+    """
+    texts: list[str] = []
     for name, value in list(event_dict.items()):
         if _is_secret_name(name):
             event_dict[name] = MASK
-        elif _secrets or isinstance(value, dict | list | tuple):
+        elif isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, dict | list | tuple):
             event_dict[name] = _scrub_value(value)
+    if texts and _secrets and _secrets.found_in(_JOIN.join(texts)):
+        for name, value in list(event_dict.items()):
+            if isinstance(value, str) and value != MASK:
+                event_dict[name] = _secrets.scrub(value)
     return event_dict
 
 
@@ -504,6 +554,19 @@ def debug_enabled() -> bool:
     return enabled
 
 
+class _LineLoggerFactory:
+    """One shared :class:`structlog.WriteLogger` for every logger: a line goes out in one
+    ``write`` (``PrintLogger`` prints the text and its newline as two, each a wake-up of
+    whoever reads the pipe: journald, or the bench and tests following a child's output;
+    issue 14), and no logger object is built per call."""
+
+    def __init__(self, stream: Any) -> None:
+        self._logger = structlog.WriteLogger(stream)
+
+    def __call__(self, *_args: Any) -> structlog.WriteLogger:
+        return self._logger
+
+
 def configure(level: str = "info", *, fmt: str = "auto", stream: Any = None) -> None:
     """Configure structlog for the process. ``fmt``: ``auto`` | ``console`` | ``kv`` | ``json``.
 
@@ -541,7 +604,7 @@ def configure(level: str = "info", *, fmt: str = "auto", stream: Any = None) -> 
         logger_factory=(
             _journal.JournalLoggerFactory(stream)
             if fmt == "journal"
-            else structlog.PrintLoggerFactory(stream)
+            else _LineLoggerFactory(stream)
         ),
         cache_logger_on_first_use=False,
     )

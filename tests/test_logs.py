@@ -51,6 +51,45 @@ def test_registered_secret_scrubbed_from_any_value(out):
     assert "Zq9-very-secret" not in out.getvalue()
 
 
+def test_a_line_is_one_write():
+    """Each line reaches the stream in one write, text and newline together: the journal's
+    stream, or a pipe followed by the tests and the bench, wakes its reader once per line
+    (issue 14: ``PrintLogger`` wrote them apart, two wake-ups per line)."""
+
+    class Writes(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.calls.append(text)
+            return super().write(text)
+
+    stream = Writes()
+    logs.configure("info", fmt="kv", stream=stream)
+    try:
+        structlog.get_logger().info("phone.provisioned", mac="805ec0000001", items=4)
+        structlog.get_logger().warning("phone.not_registered", mac="805ec0000001")
+    finally:
+        structlog.reset_defaults()
+    assert stream.calls == [
+        "<6>event=phone.provisioned mac=805ec0000001 items=4\n",
+        "<4>event=phone.not_registered mac=805ec0000001\n",
+    ]
+
+
+def test_a_secret_among_other_values_is_masked_there_only(out):
+    """A line's values are searched together first; the one holding a secret is masked and
+    the others stay as they are, a secret split across two values is no secret."""
+    logs.register_secret("Kx7-split-secret")
+    log = structlog.get_logger()
+    log.info("a", mac="805ec0000001", error="got Kx7-split-secret back", peer="127.0.0.1:5")
+    log.info("b", first="Kx7-spl", second="it-secret")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == '<6>event=a mac=805ec0000001 error="got ******** back" peer=127.0.0.1:5'
+    assert lines[1] == "<6>event=b first=Kx7-spl second=it-secret"
+
+
 def test_json_format():
     """The json format emits one object per line after the prefix."""
     stream = io.StringIO()
