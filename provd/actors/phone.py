@@ -346,6 +346,10 @@ async def _connection(
         await ws.send_message(device.start())
         while True:
             events = await _next_events(ws, device, p.admit_quiet)
+            # The frames that came in the same read are handled together (a burst of
+            # items: one commit, issue 14); a bad one among them ends the connection only
+            # after the frames before it were handled, as if they came one by one.
+            bad = _take_ready(ws, device, events)
             for frame in device.outgoing():
                 await ws.send_message(frame)
             if slot_held and device.state in _ANSWERED:
@@ -361,9 +365,10 @@ async def _connection(
                 ctx.directory.set_actor(record.mac, "connected", "")
                 await _set_online(ctx, record.mac, True)
                 ctx.devices_outage.connected_ok(record.mac)
-            for event in events:
-                for frame in await _HANDLERS[type(event)](event, link):
-                    await ws.send_message(encode_frame(frame))
+            for frame in await _handle(events, link):
+                await ws.send_message(encode_frame(frame))
+            if bad is not None:
+                raise bad
     finally:
         if ws is not None:
             ctx.keepalive.unwatch(ws)
@@ -396,6 +401,19 @@ async def _next_events(ws: SysclientSocket, device: SysclientDevice, quiet: floa
     with trio.move_on_after(quiet):
         return device.receive(await ws.get_message())
     return device.quiet()
+
+
+def _take_ready(
+    ws: SysclientSocket, device: SysclientDevice, events: list[Any]
+) -> ProtocolError | None:
+    """Add the events of the messages already received to ``events``; the error of the
+    first bad one (the rest are dropped with it: the connection ends)."""
+    for data in ws.take_ready():
+        try:
+            events += device.receive(data)
+        except ProtocolError as exc:
+            return exc
+    return None
 
 
 @attrs.define
@@ -468,24 +486,30 @@ async def _on_authenticated(event: Authenticated, link: _Link) -> list[TunnelFra
 
 
 async def _on_config(event: ConfigReceived, link: _Link) -> list[TunnelFrame]:
-    item, store, mac = event.item, link.ctx.store, link.mac
-    if item is None:
-        if debug_enabled():
-            log.debug("sysclient.config_last")  # a bare {"last":...} frame
+    return await _on_configs([event], link)
+
+
+async def _on_configs(events: list[ConfigReceived], link: _Link) -> list[TunnelFrame]:
+    """Configuration items that came together: stored in one transaction, in order."""
+    store, mac = link.ctx.store, link.mac
+    items = [event.item for event in events if event.item is not None]
+    if len(items) < len(events) and debug_enabled():
+        log.debug("sysclient.config_last")  # a bare {"last":...} frame
+    if not items:
         return []
-    revision = await store.call(
-        lambda db: db.put_config_item(mac, item.type, item.item), quick=True
-    )
+    pairs = [(item.type, item.item) for item in items]
+    revisions = await store.call(lambda db: db.put_config_items(mac, pairs), quick=True)
     # A first registration's initial set is summed up by phone.provisioned (per-item lines
     # were a tenth of the daemon's CPU per provisioned phone, issue 14); any other item,
     # a live change above all, keeps its own info line.
     initial = link.use_code and not link.settled
     if initial:
-        link.initial_items += 1
+        link.initial_items += len(items)
     if not initial or debug_enabled():
-        (log.debug if initial else log.info)(
-            "sysclient.config_item", type=item.type, last=item.last, revision=revision
-        )
+        for item, revision in zip(items, revisions, strict=True):
+            (log.debug if initial else log.info)(
+                "sysclient.config_item", type=item.type, last=item.last, revision=revision
+            )
     # O(1) per item (issue 8.14): update the in-memory record's items in place instead
     # of reloading every item of the phone from the store.
     current = link.ctx.directory.get(mac)
@@ -494,8 +518,9 @@ async def _on_config(event: ConfigReceived, link: _Link) -> list[TunnelFrame]:
         # revision) once it is in: no copy of the record per initial item (issue 14).
         return []
     if current is not None:
-        current.config[item.type] = item.item
-        link.ctx.directory.put(attrs.evolve(current, revision=revision))
+        for item in items:
+            current.config[item.type] = item.item
+        link.ctx.directory.put(attrs.evolve(current, revision=revisions[-1]))
     return []
 
 
@@ -594,6 +619,25 @@ async def _page_data(ctx: PhoneContext, mac: str) -> phone_page.PageData:
     return phone_page.PageData(
         mac=mac, record=record, fetches=tuple(fetches), file=preview, lifecycle=life
     )
+
+
+async def _handle(events: list[Any], link: _Link) -> list[TunnelFrame]:
+    """Run each event's handler, in order; a run of configuration items goes to one call
+    (:func:`_on_configs`). Returns the frames to send back."""
+    frames: list[TunnelFrame] = []
+    i = 0
+    while i < len(events):
+        event = events[i]
+        if type(event) is ConfigReceived:
+            end = i + 1
+            while end < len(events) and type(events[end]) is ConfigReceived:
+                end += 1
+            frames += await _on_configs(events[i:end], link)
+            i = end
+        else:
+            frames += await _HANDLERS[type(event)](event, link)
+            i += 1
+    return frames
 
 
 #: One hop from a Sysclient event to its handler; each returns frames to send back.

@@ -345,28 +345,38 @@ class Database:
 
     def put_config_item(self, mac: str, ctype: str, item: dict[str, Any]) -> int:
         """Store one item verbatim; bump the revision if it changed. Returns the revision."""
-        text = json.dumps(item, sort_keys=True, ensure_ascii=False)
-        now = self._clock()
+        return self.put_config_items(mac, [(ctype, item)])[0]
+
+    def put_config_items(self, mac: str, items: list[tuple[str, dict[str, Any]]]) -> list[int]:
+        """Store ``(type, item)`` pairs verbatim, in order, in one transaction (the items
+        Devices sent in one burst: one commit, not one each, issue 14); each change bumps
+        the revision. Returns the revision after each item."""
         conn = self.db.conn
+        revisions: list[int] = []
         with conn:
-            current = conn.execute(
-                "SELECT item FROM config_items WHERE mac = ? AND type = ?", (mac, ctype)
-            ).fetchone()
-            if current is not None and current[0] == text:
-                return self._revision(mac)
-            conn.execute(
-                "INSERT INTO config_items (mac, type, item, updated) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (mac, type) DO UPDATE SET item = excluded.item,"
-                " updated = excluded.updated",
-                (mac, ctype, text, now),
-            )
-            # RETURNING: the new revision without another read (issue 14)
-            rows = conn.execute(
-                "UPDATE phones SET revision = revision + 1, updated = ? WHERE mac = ?"
-                " RETURNING revision",
-                (now, mac),
-            ).fetchall()  # all: the statement ends before the commit
-        return int(rows[0][0]) if rows else 0
+            for ctype, item in items:
+                text = json.dumps(item, sort_keys=True, ensure_ascii=False)
+                current = conn.execute(
+                    "SELECT item FROM config_items WHERE mac = ? AND type = ?", (mac, ctype)
+                ).fetchone()
+                if current is not None and current[0] == text:
+                    revisions.append(self._revision(mac))
+                    continue
+                now = self._clock()
+                conn.execute(
+                    "INSERT INTO config_items (mac, type, item, updated) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (mac, type) DO UPDATE SET item = excluded.item,"
+                    " updated = excluded.updated",
+                    (mac, ctype, text, now),
+                )
+                # RETURNING: the new revision without another read (issue 14)
+                rows = conn.execute(
+                    "UPDATE phones SET revision = revision + 1, updated = ? WHERE mac = ?"
+                    " RETURNING revision",
+                    (now, mac),
+                ).fetchall()  # all: the statement ends before the next one
+                revisions.append(int(rows[0][0]) if rows else 0)
+        return revisions
 
     def set_state(self, mac: str, state: str, error: str = "") -> None:
         with self.db.conn:

@@ -419,6 +419,13 @@ class SysclientSocket:
             await self._handle_events()
         return self._messages.pop(0)
 
+    def take_ready(self) -> list[bytes]:
+        """The whole messages already received and not yet returned, without waiting:
+        the rest of a burst Devices sent in one segment, for the caller to handle
+        together."""
+        messages, self._messages = self._messages, []
+        return messages
+
     async def _read(self) -> bytes | None:
         """The next bytes from Devices (``b""``: end of stream, None: nothing after all).
 
