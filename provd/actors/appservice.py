@@ -19,7 +19,7 @@ import trio
 import trio_websocket as tw
 
 from ..config import Config
-from ..logs import register_secret
+from ..logs import debug_enabled, register_secret
 from ..protocol import LoginRefused, ProtocolError, crypto, normalize_mac
 from ..protocol.admin import ADMIN_API
 from ..protocol.login import ServerLogin
@@ -376,7 +376,11 @@ class AppSession:
             log.exception("provisioning.internal_error")
             outcome = Outcome(ok=False, error="provd could not store the phone")
         if outcome.ok:
-            log.info("provisioning.ok")
+            # phone.provisioned (and phone.lifecycle) said it at info; a repeated request
+            # changed nothing. Two info lines per first provisioning, not four (issue 14:
+            # each line is a wake-up of journald, or of whoever reads the pipe).
+            if debug_enabled():
+                log.debug("provisioning.ok")
             await self._result(msg, None)
         else:
             log.warning("provisioning.error", error=outcome.error)
@@ -451,7 +455,8 @@ async def provision_phone(ctx: AppServiceContext, request: PhoneRequest) -> Outc
         quick=True,
     )
     phones.directory.put(record)
-    log.info("provisioning.stored", new_code=new_code, state=record.state)
+    if debug_enabled():  # the outcome is what an operator reads: phone.provisioned, or
+        log.debug("provisioning.stored", new_code=new_code, state=record.state)  # an error
     if record.state == "provisioned" and not new_code:
         return Outcome(ok=True)  # a repeated request: idempotent
     if new_code or record.state == "failed" or not ctx.supervisor.is_running(mac):

@@ -103,7 +103,8 @@ async def test_invalid_and_foreign_codes_answered_with_error(tmp_path, nursery):
 async def test_kill_9_during_provisioning_loses_nothing(tmp_path, nursery):
     """kill -9 mid-provisioning, restart: no stored phone lost, no half-written record."""
     with trio.fail_after(90):
-        sim, provd = await start_installation(nursery, tmp_path)
+        # debug: provisioning.stored (a debug line) says the phone is in the store
+        sim, provd = await start_installation(nursery, tmp_path, level="debug")
         results = await sim.provision(PHONES[:2])
         assert all(r.ok for r in results)
         sim.faults.delay(Party.SYSCLIENT, 0.5)  # keep the next registration in flight
@@ -201,7 +202,8 @@ async def test_operator_cli_and_no_secret_in_any_output(tmp_path, nursery):
 async def test_repeated_request_is_idempotent(tmp_path, nursery):
     """The same MAC and code again is answered ok at once, without a new registration."""
     with trio.fail_after(60):
-        sim, provd = await start_installation(nursery, tmp_path)
+        # debug: provisioning.ok (a debug line) marks the end of the repeated request
+        sim, provd = await start_installation(nursery, tmp_path, level="debug")
         (first,) = await sim.provision(PHONES[:1])
         assert first.ok
         mark = len(provd.lines)

@@ -105,6 +105,14 @@ async def test_first_registration_logs_its_items_in_one_line(tmp_path, nursery):
         # (issue 14); only one assigned during a session gets its info line.
         assigned = [e for e in events if e["event"] == "sysclient.password_assigned"]
         assert all(e["log_level"] == "debug" for e in assigned), assigned
+        # Two info lines for the whole first provisioning: phone.lifecycle and
+        # phone.provisioned (before: provisioning.stored and provisioning.ok too, issue 14).
+        session = [e for e in events if e["event"].startswith("provisioning.")]
+        assert session and all(e["log_level"] == "debug" for e in session), session
+        assert [e["event"] for e in events if e["event"].startswith("phone.")] == [
+            "phone.lifecycle",
+            "phone.provisioned",
+        ]
         mark = len(events)
         await sim.faults.change_category("Phones", tz="Asia/Kolkata")
         while not any(e["event"] == "sysclient.config_item" for e in events[mark:]):
