@@ -46,6 +46,14 @@ _PHONE_COLUMNS = [
 
 #: One phone and its phone_keys row (NULLs without one), by key. (Built from the constant
 #: column names above: no input reaches it.)
+#: One configuration item, written only when it differs from the stored one (rowcount 0
+#: for an unchanged item).
+_PUT_ITEM = (
+    "INSERT INTO config_items (mac, type, item, updated) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (mac, type) DO UPDATE SET item = excluded.item, updated = excluded.updated"
+    " WHERE config_items.item IS NOT excluded.item"
+)
+
 _PHONE_BY_MAC = (
     "SELECT "  # noqa: S608
     + ", ".join(f"p.{c}" for c in _PHONE_COLUMNS)
@@ -349,33 +357,38 @@ class Database:
 
     def put_config_items(self, mac: str, items: list[tuple[str, dict[str, Any]]]) -> list[int]:
         """Store ``(type, item)`` pairs verbatim, in order, in one transaction (the items
-        Devices sent in one burst: one commit, not one each, issue 14); each change bumps
-        the revision. Returns the revision after each item."""
+        Devices sent in one burst: one commit, not one each, issue 14); each item that
+        changed bumps the revision by one. Returns the revision after each item.
+
+        Two statements for the whole burst: one upsert per item that leaves an unchanged
+        row alone (so its count says which changed), then the revision, bumped once by
+        the number of changes (before: a read, an upsert and a bump per item)."""
+        rows = [
+            (mac, ctype, json.dumps(item, sort_keys=True, ensure_ascii=False))
+            for ctype, item in items
+        ]
         conn = self.db.conn
-        revisions: list[int] = []
+        now = self._clock()
+        changed: list[int] = []
         with conn:
-            for ctype, item in items:
-                text = json.dumps(item, sort_keys=True, ensure_ascii=False)
-                current = conn.execute(
-                    "SELECT item FROM config_items WHERE mac = ? AND type = ?", (mac, ctype)
-                ).fetchone()
-                if current is not None and current[0] == text:
-                    revisions.append(self._revision(mac))
-                    continue
-                now = self._clock()
-                conn.execute(
-                    "INSERT INTO config_items (mac, type, item, updated) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (mac, type) DO UPDATE SET item = excluded.item,"
-                    " updated = excluded.updated",
-                    (mac, ctype, text, now),
-                )
-                # RETURNING: the new revision without another read (issue 14)
-                rows = conn.execute(
-                    "UPDATE phones SET revision = revision + 1, updated = ? WHERE mac = ?"
-                    " RETURNING revision",
-                    (now, mac),
-                ).fetchall()  # all: the statement ends before the next one
-                revisions.append(int(rows[0][0]) if rows else 0)
+            for row in rows:
+                cursor = conn.execute(_PUT_ITEM, (*row, now))
+                changed.append(cursor.rowcount)
+            if not any(changed):
+                revision = self._revision(mac)
+                return [revision] * len(rows)
+            bumped = conn.execute(
+                "UPDATE phones SET revision = revision + ?, updated = ? WHERE mac = ?"
+                " RETURNING revision",
+                (sum(changed), now, mac),
+            ).fetchall()  # all: the statement ends before the commit
+        if not bumped:  # the phone is gone
+            return [0] * len(rows)
+        revision = int(bumped[0][0]) - sum(changed)
+        revisions: list[int] = []
+        for count in changed:
+            revision += count
+            revisions.append(revision)
         return revisions
 
     def set_state(self, mac: str, state: str, error: str = "") -> None:

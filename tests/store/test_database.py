@@ -146,6 +146,26 @@ def test_config_items_verbatim_and_revision_bumps_on_change_only(db):
     assert db.phone("112233445566").config["NTP"]["tz"] == "Europe/Paris"
 
 
+def test_a_burst_of_items_bumps_once_per_changed_item(db):
+    """Items stored together: each one that changed counts once, an unchanged one not at
+    all, and each item's revision is the one after it (as if stored one by one)."""
+    mac = "112233445566"
+    add(db)
+    base = db.put_config_item(mac, "NTP", {"type": "NTP", "tz": "Europe/Berlin"})
+    revisions = db.put_config_items(
+        mac,
+        [
+            ("PHONE", {"type": "PHONE", "coder": "G722"}),
+            ("NTP", {"type": "NTP", "tz": "Europe/Berlin"}),  # unchanged
+            ("MEDIA", {"type": "MEDIA", "stunServer": "stun.example.com"}),
+        ],
+    )
+    assert revisions == [base + 1, base + 1, base + 2]
+    assert db.phone(mac).revision == base + 2
+    assert db.put_config_items(mac, [("PHONE", {"type": "PHONE", "coder": "G722"})]) == [base + 2]
+    assert set(db.phone(mac).config) == {"PHONE", "NTP", "MEDIA"}
+
+
 def test_remove_phone_removes_everything(db):
     """Removing a phone removes its items and fetches too."""
     add(db)
