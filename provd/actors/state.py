@@ -154,11 +154,16 @@ class PhoneDirectory:
             # The online flag is the actors' (set_online); the store's copy lags behind
             # (written in batches, issue 14), so a record re-read from it keeps ours.
             record = attrs.evolve(record, online=old.online)
-        for secret in secrets:
-            register_secret(secret, owner=record.mac)
-        if old is not None:
-            for secret in set(_secrets_of(old)) - set(secrets):
-                forget_secret(secret, owner=record.mac)
+        if old is None:
+            for secret in secrets:
+                register_secret(secret, owner=record.mac)
+        else:  # the old record's are registered: only what changed (four puts a phone)
+            held = _secrets_of(old)
+            if held != secrets:
+                for secret in set(secrets) - set(held):
+                    register_secret(secret, owner=record.mac)
+                for secret in set(held) - set(secrets):
+                    forget_secret(secret, owner=record.mac)
         self._records[record.mac] = record
         self._data.pop(record.mac, None)
 

@@ -121,3 +121,36 @@ def test_actor_error_scrubbed_of_secrets():
     assert "S3cret" not in directory.actors["001565aabbcc"].error
     directory.set_actor("0015650000ff", "crashed", "unknown phone: no entry")
     assert "0015650000ff" not in directory.actors
+
+
+def test_directory_registers_only_the_secrets_a_record_changes(monkeypatch):
+    """A phone's record is put four times during its first provisioning, its secrets mostly
+    the same: only a new one is registered (before: all four on every put, issue 14), a
+    replaced one is forgotten, and a scrubbed line still masks the new one."""
+    import attrs
+
+    from provd.actors import state
+    from provd.actors.state import PhoneDirectory
+
+    registered: list[str] = []
+    forgotten: list[str] = []
+    real_register, real_forget = state.register_secret, state.forget_secret
+    monkeypatch.setattr(
+        state, "register_secret", lambda s, owner: (registered.append(s), real_register(s, owner))
+    )
+    monkeypatch.setattr(
+        state, "forget_secret", lambda s, owner: (forgotten.append(s), real_forget(s, owner))
+    )
+    directory = PhoneDirectory()
+    first = PhoneRecord(mac="001565aabbcc", code="1", password="User-Pw-0001")
+    directory.put(first)
+    assert "User-Pw-0001" in registered
+    registered.clear()
+    directory.put(attrs.evolve(first, state="provisioned", revision=4))
+    assert registered == [] and forgotten == []
+    directory.put(attrs.evolve(first, sysclient_password="Dev-Pw-0002"))
+    assert registered == ["Dev-Pw-0002"] and forgotten == []
+    directory.put(attrs.evolve(first, password="User-Pw-0003", sysclient_password="Dev-Pw-0002"))
+    assert registered == ["Dev-Pw-0002", "User-Pw-0003"] and forgotten == ["User-Pw-0001"]
+    status = state.redact_secrets(None, "", {"error": "saw Dev-Pw-0002 and User-Pw-0003"})
+    assert status["error"] == "saw ******** and ********"
