@@ -33,19 +33,18 @@ import structlog
 import trio
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import (
-    AcceptConnection,
     BytesMessage,
     CloseConnection,
     Ping,
     Pong,
-    RejectConnection,
-    RejectData,
-    Request,
     TextMessage,
 )
 from wsproto.frame_protocol import CloseReason
-from wsproto.handshake import H11Handshake
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+from wsproto.utilities import (
+    LocalProtocolError,
+    generate_accept_token,
+    generate_nonce,
+)
 
 from ..protocol import ProtocolError
 from ..protocol.jsonwire import MAX_MESSAGE_SIZE
@@ -239,6 +238,73 @@ async def _open_tcp(host: str, port: int) -> trio.SocketStream:
     return trio.SocketStream(sock)
 
 
+#: Longest upgrade answer read (status line and headers).
+MAX_ANSWER_HEAD = 16384
+
+
+def _upgrade_request(header: str, target: str, key: bytes) -> bytes:
+    """The opening handshake (RFC 6455 section 4.1), as wsproto's client writes it, with
+    no subprotocol and no extension offered."""
+    return (
+        b"GET " + target.encode("ascii") + b" HTTP/1.1\r\n"
+        b"Host: " + header.encode("idna") + b"\r\n"
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+
+
+async def _read_answer(stream: trio.abc.Stream) -> tuple[bytes, bytes]:
+    """The upgrade answer's head (up to the blank line) and the bytes after it (frames
+    Devices sent right behind it)."""
+    data = b""
+    while True:
+        end = data.find(b"\r\n\r\n")
+        if end >= 0:
+            return data[:end], data[end + 4 :]
+        if len(data) > MAX_ANSWER_HEAD:
+            raise WebsocketRejected(f"bad upgrade answer: head over {MAX_ANSWER_HEAD} bytes")
+        chunk = await stream.receive_some(RECEIVE_BYTES)
+        if not chunk:
+            raise WebsocketRejected("connection closed during the upgrade")
+        data += chunk
+
+
+def _check_answer(head: bytes, key: bytes) -> None:
+    """Accept a ``101`` that completes the handshake (RFC 6455 section 4.1, the client's
+    checks, as wsproto makes them): ``Upgrade: websocket``, ``Connection`` naming
+    ``upgrade``, the accept token for ``key``, no extension or subprotocol (none was
+    offered). Other headers are ignored. (issue 14: h11 and wsproto's handshake object
+    were a tenth of each new sysclient connection's CPU, one per phone provisioned and
+    per phone back after a restart; the frames stay wsproto's.)
+
+    Raises:
+        WebsocketRejected: another status (its code), or a 101 that fails a check.
+    """
+    status, _, fields = head.partition(b"\r\n")
+    version, _, rest = status.partition(b" ")
+    code = rest[:3]
+    if not version.startswith(b"HTTP/1.") or not code.isdigit() or rest[3:4] not in (b"", b" "):
+        raise WebsocketRejected(f"bad upgrade answer: status line {status[:80]!r}")
+    if code != b"101":
+        raise WebsocketRejected(f"upgrade refused with HTTP {int(code)}")
+    headers: dict[bytes, list[bytes]] = {}
+    for line in fields.split(b"\r\n") if fields else ():
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name != name.strip():
+            raise WebsocketRejected(f"bad upgrade answer: header line {line[:80]!r}")
+        headers.setdefault(name.lower(), []).append(value.strip(b" \t"))
+    connection = b",".join(headers.get(b"connection", []))
+    if b"upgrade" not in (token.strip().lower() for token in connection.split(b",")):
+        raise WebsocketRejected("bad upgrade answer: missing header 'Connection: Upgrade'")
+    if [value.lower() for value in headers.get(b"upgrade", [])] != [b"websocket"]:
+        raise WebsocketRejected("bad upgrade answer: missing header 'Upgrade: websocket'")
+    if headers.get(b"sec-websocket-accept") != [generate_accept_token(key)]:
+        raise WebsocketRejected("bad upgrade answer: bad accept token")
+    for offered_none in (b"sec-websocket-extensions", b"sec-websocket-protocol"):
+        if headers.get(offered_none):
+            raise WebsocketRejected(f"bad upgrade answer: {offered_none.decode()} not offered")
+
+
 async def open_sysclient(
     url: str,
     *,
@@ -263,24 +329,12 @@ async def open_sysclient(
                 tcp, ssl_context or ssl.create_default_context(), server_hostname=host
             )
             await stream.do_handshake()
-        handshake = H11Handshake(ConnectionType.CLIENT)
-        await stream.send_all(handshake.send(Request(host=header, target=target)))
-        while handshake.connection is None:
-            data = await stream.receive_some(RECEIVE_BYTES)
-            if not data:
-                raise WebsocketRejected("connection closed during the upgrade")
-            try:
-                handshake.receive_data(data)
-                for event in handshake.events():
-                    if isinstance(event, RejectConnection):
-                        raise WebsocketRejected(f"upgrade refused with HTTP {event.status_code}")
-                    if isinstance(event, RejectData):
-                        continue
-                    if isinstance(event, AcceptConnection):
-                        break
-            except RemoteProtocolError as exc:
-                raise WebsocketRejected(f"bad upgrade answer: {exc}") from None
-        return SysclientSocket(stream, handshake.connection, max_message_size)
+        key = generate_nonce()
+        await stream.send_all(_upgrade_request(header, target, key))
+        head, rest = await _read_answer(stream)
+        _check_answer(head, key)
+        ws = Connection(ConnectionType.CLIENT, extensions=[], trailing_data=rest)
+        return SysclientSocket(stream, ws, max_message_size)
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise
