@@ -369,6 +369,9 @@ async def _connection(
                 await ws.send_message(encode_frame(frame))
             if bad is not None:
                 raise bad
+            # Not kept while the phone waits for its next frame (hours, mostly): a first
+            # registration's burst holds every item it brought (2-3 KB per phone).
+            del events
     finally:
         if ws is not None:
             ctx.keepalive.unwatch(ws)
