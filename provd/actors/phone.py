@@ -647,7 +647,6 @@ async def _handle(events: list[Any], link: _Link) -> list[TunnelFrame]:
 _HANDLERS: dict[type, Callable[[Any, _Link], Awaitable[list[TunnelFrame]]]] = {
     PasswordAssigned: _on_password,
     Authenticated: _on_authenticated,
-    ConfigReceived: _on_config,
     Settled: _on_settled,
     AdminPasswordReceived: _on_admin_password,
     ProvisionResult: _on_provision_result,
