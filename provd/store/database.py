@@ -44,8 +44,6 @@ _PHONE_COLUMNS = [
     "password_code",
 ]
 
-#: One phone and its phone_keys row (NULLs without one), by key. (Built from the constant
-#: column names above: no input reaches it.)
 #: One configuration item, written only when it differs from the stored one (rowcount 0
 #: for an unchanged item).
 _PUT_ITEM = (
@@ -54,6 +52,8 @@ _PUT_ITEM = (
     " WHERE config_items.item IS NOT excluded.item"
 )
 
+#: One phone and its phone_keys row (NULLs without one), by key. (Built from the constant
+#: column names above: no input reaches it.)
 _PHONE_BY_MAC = (
     "SELECT "  # noqa: S608
     + ", ".join(f"p.{c}" for c in _PHONE_COLUMNS)
@@ -360,9 +360,9 @@ class Database:
         Devices sent in one burst: one commit, not one each, issue 14); each item that
         changed bumps the revision by one. Returns the revision after each item.
 
-        Two statements for the whole burst: one upsert per item that leaves an unchanged
-        row alone (so its count says which changed), then the revision, bumped once by
-        the number of changes (before: a read, an upsert and a bump per item)."""
+        One upsert per item that leaves an unchanged row alone (so its count says which
+        changed), then one revision bump by the number of changes (before: a read, an
+        upsert and a bump per item)."""
         rows = [
             (mac, ctype, json.dumps(item, sort_keys=True, ensure_ascii=False))
             for ctype, item in items
