@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import itertools
 import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -628,18 +629,12 @@ async def _handle(events: list[Any], link: _Link) -> list[TunnelFrame]:
     """Run each event's handler, in order; a run of configuration items goes to one call
     (:func:`_on_configs`). Returns the frames to send back."""
     frames: list[TunnelFrame] = []
-    i = 0
-    while i < len(events):
-        event = events[i]
-        if type(event) is ConfigReceived:
-            end = i + 1
-            while end < len(events) and type(events[end]) is ConfigReceived:
-                end += 1
-            frames += await _on_configs(events[i:end], link)
-            i = end
+    for kind, run in itertools.groupby(events, type):
+        if kind is ConfigReceived:
+            frames += await _on_configs(list(run), link)
         else:
-            frames += await _HANDLERS[type(event)](event, link)
-            i += 1
+            for event in run:
+                frames += await _HANDLERS[kind](event, link)
     return frames
 
 
